@@ -1,0 +1,211 @@
+//! The [`Backend`] and [`Sandbox`] traits.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::path::VPath;
+use crate::types::{
+    Capabilities, DirEntry, EditOutcome, EditRequest, ExecOutput, ExecRequest, GlobOutput,
+    GlobRequest, GrepOutput, GrepRequest, ReadRequest, TextWindow,
+};
+
+/// A workspace of files an agent can list, read, write, edit and search.
+///
+/// Every method is required, so a wrapper cannot silently lose an
+/// override; convenience calls live in [`BackendExt`]. The trait is
+/// object safe: [`DynBackend`] and `Arc<dyn Backend>` work.
+///
+/// The bullets under each method are the contract; each one is a named
+/// case in `sandbay-testkit`, which every backend runs.
+#[async_trait]
+pub trait Backend: std::fmt::Debug + Send + Sync {
+    /// A short, stable backend name (`"state"`, `"fs"`, `"docker"`).
+    fn name(&self) -> &'static str;
+
+    /// What this backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Lists a directory, entries sorted by name (byte order).
+    ///
+    /// # Behavior
+    /// - hidden entries are listed like any other;
+    /// - symlinks are listed as [`crate::EntryKind::Symlink`], not followed;
+    /// - a file gives `not_a_directory`, a missing path `not_found`.
+    async fn ls(&self, path: &VPath) -> Result<Vec<DirEntry>>;
+
+    /// Describes one path (following a symlink that stays inside).
+    ///
+    /// # Errors
+    /// `not_found`, `permission_denied` (escape).
+    async fn stat(&self, path: &VPath) -> Result<DirEntry>;
+
+    /// Reads a window of lines of a UTF-8 text file.
+    ///
+    /// # Behavior
+    /// - lines are split on `\n`; a trailing `\r` is removed;
+    /// - an empty file has zero lines; an offset past the end gives an
+    ///   empty window (not an error), with `total_lines` set;
+    /// - memory is bounded by the window, not by the file size;
+    /// - a file with a NUL byte or invalid UTF-8 gives `binary_file`.
+    async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow>;
+
+    /// Creates or overwrites a file atomically, creating parent directories.
+    ///
+    /// # Errors
+    /// `is_directory` if `path` is a directory, `not_a_directory` if a
+    /// parent is a file, `permission_denied` for the root or an escape.
+    async fn write(&self, path: &VPath, content: &str) -> Result<()>;
+
+    /// Replaces exact text in a file atomically (see [`crate::text::apply_edit`]).
+    ///
+    /// # Errors
+    /// `invalid_argument` (empty `old`), `no_match`, `ambiguous_match`,
+    /// `binary_file`, `too_large`, `not_found`, `is_directory`.
+    async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome>;
+
+    /// Removes a file, or a directory with everything below it. A symlink
+    /// is removed itself, never its target.
+    ///
+    /// # Errors
+    /// `permission_denied` for the root, `not_found`.
+    async fn delete(&self, path: &VPath) -> Result<()>;
+
+    /// Searches the text files below a path (see [`crate::text::GrepPlan`]).
+    async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput>;
+
+    /// Finds regular files by glob pattern (see [`crate::text::GlobMatcher`]).
+    async fn glob(&self, request: &GlobRequest) -> Result<GlobOutput>;
+
+    /// Writes several files, binary safe; one result per item, in order.
+    async fn upload(&self, files: Vec<(VPath, Vec<u8>)>) -> Vec<Result<()>>;
+
+    /// Reads several whole files, binary safe; one result per item.
+    async fn download(&self, paths: &[VPath]) -> Vec<Result<Vec<u8>>>;
+}
+
+/// A [`Backend`] whose workspace can also run commands.
+#[async_trait]
+pub trait Sandbox: Backend {
+    /// A stable identifier of this sandbox (for logs and labels).
+    fn id(&self) -> &str;
+
+    /// Runs a shell command in the workspace.
+    ///
+    /// # Behavior
+    /// - the working directory is the workspace root (or `workdir`);
+    /// - on timeout, and when the returned future is dropped, the whole
+    ///   process tree dies; output produced so far is kept;
+    /// - output is capped while streaming, never buffered unbounded;
+    /// - a non-zero exit is a normal [`ExecOutput`], not an error.
+    async fn execute(&self, request: ExecRequest) -> Result<ExecOutput>;
+}
+
+/// A type-erased backend.
+pub type DynBackend = dyn Backend;
+/// A type-erased sandbox.
+pub type DynSandbox = dyn Sandbox;
+
+macro_rules! forward_backend {
+    ($ty:ty) => {
+        #[async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl<T: Backend + ?Sized> Backend for $ty {
+            fn name(&self) -> &'static str {
+                (**self).name()
+            }
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+            async fn ls(&self, path: &VPath) -> Result<Vec<DirEntry>> {
+                (**self).ls(path).await
+            }
+            async fn stat(&self, path: &VPath) -> Result<DirEntry> {
+                (**self).stat(path).await
+            }
+            async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow> {
+                (**self).read(path, request).await
+            }
+            async fn write(&self, path: &VPath, content: &str) -> Result<()> {
+                (**self).write(path, content).await
+            }
+            async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
+                (**self).edit(path, request).await
+            }
+            async fn delete(&self, path: &VPath) -> Result<()> {
+                (**self).delete(path).await
+            }
+            async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {
+                (**self).grep(request).await
+            }
+            async fn glob(&self, request: &GlobRequest) -> Result<GlobOutput> {
+                (**self).glob(request).await
+            }
+            async fn upload(&self, files: Vec<(VPath, Vec<u8>)>) -> Vec<Result<()>> {
+                (**self).upload(files).await
+            }
+            async fn download(&self, paths: &[VPath]) -> Vec<Result<Vec<u8>>> {
+                (**self).download(paths).await
+            }
+        }
+
+        #[async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl<T: Sandbox + ?Sized> Sandbox for $ty {
+            fn id(&self) -> &str {
+                (**self).id()
+            }
+            async fn execute(&self, request: ExecRequest) -> Result<ExecOutput> {
+                (**self).execute(request).await
+            }
+        }
+    };
+}
+
+forward_backend!(Arc<T>);
+forward_backend!(Box<T>);
+forward_backend!(&T);
+
+/// Convenience calls on top of [`Backend`].
+///
+/// Blanket-implemented for every backend. **Do not implement this trait
+/// yourself**: its methods are defined in terms of the required ones.
+#[async_trait]
+pub trait BackendExt: Backend {
+    /// Reads a whole file as bytes.
+    async fn read_bytes(&self, path: &VPath) -> Result<Vec<u8>> {
+        self.download(std::slice::from_ref(path))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(Error::NotFound { path: path.clone() }))
+    }
+
+    /// Reads a whole file as UTF-8 text.
+    ///
+    /// # Errors
+    /// `binary_file` if it is not UTF-8 text.
+    async fn read_to_string(&self, path: &VPath) -> Result<String> {
+        let bytes = self.read_bytes(path).await?;
+        String::from_utf8(bytes).map_err(|_| Error::BinaryFile { path: path.clone() })
+    }
+
+    /// Writes one file, binary safe.
+    async fn write_bytes(&self, path: &VPath, bytes: Vec<u8>) -> Result<()> {
+        self.upload(vec![(path.clone(), bytes)])
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// Whether the path exists (a dangling symlink counts as missing).
+    async fn exists(&self, path: &VPath) -> Result<bool> {
+        match self.stat(path).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<B: Backend + ?Sized> BackendExt for B {}

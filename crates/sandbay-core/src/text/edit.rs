@@ -1,0 +1,134 @@
+//! Exact-string replacement, shared by every backend.
+
+use crate::error::{Error, Result};
+use crate::path::VPath;
+use crate::types::EditRequest;
+
+/// Whether the file's first line ending is `\r\n`.
+fn uses_crlf(content: &str) -> bool {
+    content
+        .find('\n')
+        .is_some_and(|i| i > 0 && content.as_bytes()[i - 1] == b'\r')
+}
+
+/// `\n` and `\r\n` both become `\r\n`.
+fn to_crlf(s: &str) -> String {
+    s.replace("\r\n", "\n").replace('\n', "\r\n")
+}
+
+/// Applies an edit to `content` and returns the new text and the number
+/// of replacements.
+///
+/// Rules:
+///
+/// * `old` must not be empty (`invalid_argument`);
+/// * `old` must occur exactly once unless `replace_all` is set
+///   (`no_match`, `ambiguous_match` with the count);
+/// * a file whose first line ends in `\r\n` keeps CRLF: if `old` is not
+///   found as given, it is looked for with its line endings turned into
+///   `\r\n`, and `new`'s line endings become `\r\n` in either case.
+///
+/// ```
+/// use sandbay_core::{EditRequest, VPath, text::apply_edit};
+/// let p = VPath::parse("/f").unwrap();
+/// let req = EditRequest { old: "a\nb".into(), new: "x\ny".into(), replace_all: false };
+/// let (out, n) = apply_edit(&p, "a\r\nb\r\n", &req).unwrap();
+/// assert_eq!((out.as_str(), n), ("x\r\ny\r\n", 1));
+/// ```
+///
+/// # Errors
+///
+/// `invalid_argument`, `no_match`, `ambiguous_match`.
+pub fn apply_edit(path: &VPath, content: &str, request: &EditRequest) -> Result<(String, usize)> {
+    if request.old.is_empty() {
+        return Err(Error::invalid_argument(
+            "old_string must not be empty; to create or overwrite a file, write it",
+        ));
+    }
+    let crlf = uses_crlf(content);
+    let new = if crlf {
+        to_crlf(&request.new)
+    } else {
+        request.new.clone()
+    };
+    let mut old = std::borrow::Cow::Borrowed(request.old.as_str());
+    let mut count = content.matches(old.as_ref()).count();
+    if count == 0 && crlf && request.old.contains('\n') {
+        old = std::borrow::Cow::Owned(to_crlf(&request.old));
+        count = content.matches(old.as_ref()).count();
+    }
+    match count {
+        0 => Err(Error::NoMatch { path: path.clone() }),
+        n if n > 1 && !request.replace_all => Err(Error::AmbiguousMatch {
+            path: path.clone(),
+            count: n,
+        }),
+        n => {
+            let out = if request.replace_all {
+                content.replace(old.as_ref(), &new)
+            } else {
+                content.replacen(old.as_ref(), &new, 1)
+            };
+            Ok((out, n))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit(content: &str, old: &str, new: &str, all: bool) -> Result<(String, usize)> {
+        apply_edit(
+            &VPath::parse("/f").unwrap(),
+            content,
+            &EditRequest {
+                old: old.into(),
+                new: new.into(),
+                replace_all: all,
+            },
+        )
+    }
+
+    #[test]
+    fn unique_and_all() {
+        assert_eq!(edit("abc", "b", "X", false).unwrap(), ("aXc".into(), 1));
+        assert_eq!(
+            edit("abab", "b", "X", false).unwrap_err().code().as_str(),
+            "ambiguous_match"
+        );
+        assert_eq!(edit("abab", "b", "X", true).unwrap(), ("aXaX".into(), 2));
+        assert_eq!(
+            edit("abc", "z", "X", false).unwrap_err().code().as_str(),
+            "no_match"
+        );
+        assert_eq!(
+            edit("abc", "", "X", false).unwrap_err().code().as_str(),
+            "invalid_argument"
+        );
+        assert_eq!(edit("aaa", "aa", "b", true).unwrap(), ("ba".into(), 1));
+    }
+
+    #[test]
+    fn crlf_is_kept() {
+        assert_eq!(
+            edit("a\r\nb\r\nc\r\n", "b\nc", "B\nC", false).unwrap(),
+            ("a\r\nB\r\nC\r\n".into(), 1)
+        );
+        assert_eq!(
+            edit("a\r\nb\r\n", "a", "x\ny", false).unwrap(),
+            ("x\r\ny\r\nb\r\n".into(), 1)
+        );
+        // LF files are left alone
+        assert_eq!(
+            edit("a\nb\n", "a", "x\r\ny", false).unwrap(),
+            ("x\r\ny\nb\n".into(), 1)
+        );
+    }
+
+    #[test]
+    fn error_names_the_count() {
+        let err = edit("x x x", "x", "y", false).unwrap_err();
+        assert!(err.to_string().contains("3 times"), "{err}");
+    }
+}
