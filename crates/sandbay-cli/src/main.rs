@@ -1,0 +1,2 @@
+//! The sandbay command line.
+fn main() {}

@@ -1,0 +1,2 @@
+//! In-memory, serialisable per-session workspaces for sandbay.
+#![deny(missing_docs)]

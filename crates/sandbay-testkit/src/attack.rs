@@ -1,0 +1,1 @@
+//! Attack suite: escapes, special files and races.

@@ -1,0 +1,1 @@
+//! Conformance suite: one public async function per behaviour.

@@ -1,0 +1,5 @@
+//! Conformance and attack suites every sandbay backend runs.
+#![deny(missing_docs)]
+
+pub mod attack;
+pub mod conformance;
