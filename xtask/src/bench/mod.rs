@@ -1,0 +1,90 @@
+//! `cargo xtask bench`: one module per area, one shared report.
+//!
+//! Each area module exposes `pub(crate) async fn run(report: &mut Report)`
+//! and records rows; the report is written to `target/bench/report.json`
+//! and `target/bench/report.md`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Summary statistics of repeated timings.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Stats {
+    /// Number of timed operations.
+    pub(crate) count: usize,
+    /// Operations per second over the whole timed run.
+    pub(crate) ops_per_sec: f64,
+    /// Median latency in microseconds.
+    pub(crate) p50_us: f64,
+    /// 95th percentile latency in microseconds.
+    pub(crate) p95_us: f64,
+}
+
+impl Stats {
+    /// Computes statistics from individual latencies and the total wall time.
+    pub(crate) fn from_samples(mut samples: Vec<Duration>, wall: Duration) -> Stats {
+        samples.sort_unstable();
+        let pick = |q: f64| -> f64 {
+            if samples.is_empty() {
+                return 0.0;
+            }
+            let i = ((samples.len() - 1) as f64 * q).round() as usize;
+            samples[i].as_secs_f64() * 1e6
+        };
+        Stats {
+            count: samples.len(),
+            ops_per_sec: samples.len() as f64 / wall.as_secs_f64().max(1e-9),
+            p50_us: pick(0.5),
+            p95_us: pick(0.95),
+        }
+    }
+}
+
+/// One measured line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Row {
+    /// Report section, e.g. `"files"`, `"exec"`, `"docker"`.
+    pub(crate) section: String,
+    /// Backend or subject, e.g. `"state"`, `"fs"`, `"rg"`.
+    pub(crate) subject: String,
+    /// Operation, e.g. `"read"`.
+    pub(crate) op: String,
+    /// The numbers.
+    pub(crate) stats: Stats,
+    /// Free-form remark (workload, units).
+    pub(crate) note: String,
+}
+
+/// All rows of one bench run.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Report {
+    pub(crate) rows: Vec<Row>,
+}
+
+impl Report {
+    /// Adds one row.
+    pub(crate) fn add(&mut self, section: &str, subject: &str, op: &str, stats: Stats, note: &str) {
+        self.rows.push(Row {
+            section: section.into(),
+            subject: subject.into(),
+            op: op.into(),
+            stats,
+            note: note.into(),
+        });
+    }
+
+    /// The report as a markdown table.
+    pub(crate) fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| section | subject | op | count | ops/s | p50 µs | p95 µs | note |\n|---|---|---|---:|---:|---:|---:|---|\n",
+        );
+        for r in &self.rows {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {} |\n",
+                r.section, r.subject, r.op, r.stats.count, r.stats.ops_per_sec, r.stats.p50_us, r.stats.p95_us, r.note
+            ));
+        }
+        out
+    }
+}
