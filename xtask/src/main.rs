@@ -1,1 +1,37 @@
-fn main() {}
+//! Project automation for sandbay.
+//!
+//! ```text
+//! cargo xtask test          fmt check, clippy -D warnings, every test suite; ends with "N passed, N failed"
+//! cargo xtask ci            `test` plus `cargo doc` with warnings denied
+//! cargo xtask bench         benchmarks -> target/bench/report.{json,md}
+//! cargo xtask docker-image  build the local test image sandbay/busybox:test
+//! ```
+
+mod bench;
+mod testrun;
+
+use std::process::ExitCode;
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: cargo xtask <command>\n\n\
+         commands:\n  \
+         test          fmt check, clippy, every test suite; prints `N passed, N failed`\n  \
+         ci            test + rustdoc with warnings denied\n  \
+         bench         run benchmarks, write target/bench/report.json and report.md\n  \
+         docker-image  build the test image sandbay/busybox:test (idempotent)"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["test", rest @ ..] => testrun::run(testrun::Plan::test(rest)),
+        ["ci", rest @ ..] => testrun::run(testrun::Plan::ci(rest)),
+        ["bench", rest @ ..] => bench::main(rest),
+        ["docker-image"] => testrun::docker_image(),
+        _ => usage(),
+    }
+}

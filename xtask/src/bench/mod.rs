@@ -88,3 +88,34 @@ impl Report {
         out
     }
 }
+
+/// `cargo xtask bench`: runs every area and writes the report.
+pub(crate) fn main(args: &[&str]) -> std::process::ExitCode {
+    let only: Vec<&str> = args.to_vec();
+    let wants = |area: &str| only.is_empty() || only.contains(&area);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut report = Report::default();
+    runtime.block_on(async {
+        let _ = wants; // areas are added below as they exist
+    });
+    let dir = crate::testrun::workspace_root().join("target/bench");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("xtask: cannot create {}: {e}", dir.display());
+        return std::process::ExitCode::FAILURE;
+    }
+    let json = serde_json::to_string_pretty(&report).expect("report serialises");
+    let md = report.markdown();
+    report.rows.shrink_to_fit();
+    if std::fs::write(dir.join("report.json"), json).is_err()
+        || std::fs::write(dir.join("report.md"), &md).is_err()
+    {
+        eprintln!("xtask: cannot write the report");
+        return std::process::ExitCode::FAILURE;
+    }
+    println!("{md}");
+    println!("report: target/bench/report.json, target/bench/report.md");
+    std::process::ExitCode::SUCCESS
+}

@@ -1,0 +1,295 @@
+//! `cargo xtask test` and `cargo xtask ci`: every check in one run, one
+//! closing line `N passed, N failed` (`, N skipped` when tests were ignored).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+/// Which steps to run.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    lint: bool,
+    doc: bool,
+    extra: Vec<String>,
+}
+
+impl Plan {
+    /// The test plan: lints and every suite. `--no-lint` skips fmt and
+    /// clippy; other arguments go to `cargo test` (e.g. `-p sandbay-fs`).
+    pub(crate) fn test(args: &[&str]) -> Plan {
+        let lint = !args.contains(&"--no-lint");
+        let extra = args
+            .iter()
+            .filter(|a| **a != "--no-lint")
+            .map(|a| a.to_string())
+            .collect();
+        Plan {
+            lint,
+            doc: false,
+            extra,
+        }
+    }
+
+    /// The CI plan: the test plan plus rustdoc with warnings denied.
+    pub(crate) fn ci(args: &[&str]) -> Plan {
+        Plan {
+            doc: true,
+            ..Plan::test(args)
+        }
+    }
+}
+
+/// Running totals over all steps.
+#[derive(Debug, Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    skipped: u64,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn check(&mut self, name: &str, ok: bool) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+            self.failures.push(name.to_string());
+        }
+    }
+}
+
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn banner(title: &str) {
+    println!("\n==> {title}");
+}
+
+/// Runs a command, inheriting output; true on success.
+fn status(mut cmd: Command) -> bool {
+    match cmd.status() {
+        Ok(s) => s.success(),
+        Err(e) => {
+            eprintln!("xtask: cannot run {cmd:?}: {e}");
+            false
+        }
+    }
+}
+
+/// Parses libtest's `test result: ok. 3 passed; 1 failed; 2 ignored; ...`.
+fn parse_result_line(line: &str) -> Option<(u64, u64, u64)> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let mut passed = None;
+    let mut failed = None;
+    let mut ignored = 0;
+    for part in rest.split(';') {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let n = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok());
+        match words.as_slice() {
+            [_, _, "passed"] => passed = n(1),
+            [_, "passed"] => passed = n(0),
+            [_, "failed"] => failed = n(0),
+            [_, "ignored"] => ignored = n(0).unwrap_or(0),
+            _ => {}
+        }
+    }
+    Some((passed?, failed?, ignored))
+}
+
+/// Runs `cargo test`, streaming its output and adding its counts.
+fn cargo_test(tally: &mut Tally, extra: &[String]) {
+    let mut cmd = cargo();
+    cmd.args(["test", "--no-fail-fast"]);
+    if !extra.iter().any(|a| a == "-p" || a.starts_with("--package")) {
+        cmd.arg("--workspace");
+    }
+    cmd.args(extra);
+    cmd.stdout(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xtask: cannot run cargo test: {e}");
+            tally.check("cargo test", false);
+            return;
+        }
+    };
+    let stdout = child.stdout.take().expect("piped stdout");
+    let failed_before = tally.failed;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        println!("{line}");
+        if let Some((p, f, i)) = parse_result_line(&line) {
+            tally.passed += p;
+            tally.failed += f;
+            tally.skipped += i;
+        }
+        if let Some(name) = line
+            .strip_prefix("test ")
+            .and_then(|l| l.strip_suffix(" ... FAILED"))
+        {
+            tally.failures.push(name.to_string());
+        }
+    }
+    let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    if !ok && tally.failed == failed_before {
+        // a build failure or a crashed test binary: no result line said so
+        tally.check("cargo test (build or harness failure)", false);
+    }
+}
+
+/// An external suite script (e.g. the MCP client test) that prints its own
+/// `N passed, N failed` line.
+fn script_suite(tally: &mut Tally, name: &str, script: &Path) {
+    if !script.exists() {
+        return;
+    }
+    banner(name);
+    let mut cmd = Command::new("bash");
+    cmd.arg(script).current_dir(workspace_root());
+    cmd.stdout(Stdio::piped());
+    let Ok(mut child) = cmd.spawn() else {
+        tally.check(name, false);
+        return;
+    };
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut reported_failures = 0;
+    let mut counted = false;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        println!("{line}");
+        if let Some((p, f)) = parse_plain_line(&line) {
+            tally.passed += p;
+            tally.failed += f;
+            reported_failures += f;
+            if f > 0 {
+                tally.failures.push(format!("{name}: {f} failed"));
+            }
+            counted = true;
+        }
+    }
+    let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    if !counted || (!ok && reported_failures == 0) {
+        // no count printed, or a failing exit that no count explains
+        tally.check(name, ok && counted);
+    }
+}
+
+/// Parses `N passed, N failed` (optionally after one `word:`).
+fn parse_plain_line(line: &str) -> Option<(u64, u64)> {
+    let line = line.trim();
+    let line = match line.split_once(": ") {
+        Some((head, rest)) if !head.contains(' ') => rest,
+        _ => line,
+    };
+    let (a, b) = line.split_once(", ")?;
+    let passed = a.strip_suffix(" passed")?.parse().ok()?;
+    let b = b.split(", ").next()?;
+    let failed = b.strip_suffix(" failed")?.parse().ok()?;
+    Some((passed, failed))
+}
+
+/// Runs the plan and prints the closing line.
+pub(crate) fn run(plan: Plan) -> ExitCode {
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    if plan.lint {
+        banner("cargo fmt --check");
+        let mut cmd = cargo();
+        cmd.args(["fmt", "--all", "--", "--check"]);
+        tally.check("cargo fmt --check", status(cmd));
+
+        banner("cargo clippy --all-targets -D warnings");
+        let mut cmd = cargo();
+        cmd.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        tally.check("cargo clippy", status(cmd));
+    }
+    if plan.doc {
+        banner("cargo doc (warnings denied)");
+        let mut cmd = cargo();
+        cmd.args(["doc", "--workspace", "--no-deps"]);
+        cmd.env("RUSTDOCFLAGS", "-D warnings");
+        tally.check("cargo doc", status(cmd));
+    }
+    banner("cargo test");
+    cargo_test(&mut tally, &plan.extra);
+    if plan.extra.is_empty() {
+        script_suite(
+            &mut tally,
+            "mcp-client",
+            &workspace_root().join("tests/mcp/run.sh"),
+        );
+    }
+    println!(
+        "\n==> done in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    if !tally.failures.is_empty() {
+        println!("failures:");
+        for f in &tally.failures {
+            println!("    {f}");
+        }
+    }
+    if tally.skipped > 0 {
+        println!(
+            "{} passed, {} failed, {} skipped",
+            tally.passed, tally.failed, tally.skipped
+        );
+    } else {
+        println!("{} passed, {} failed", tally.passed, tally.failed);
+    }
+    if tally.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `cargo xtask docker-image`.
+pub(crate) fn docker_image() -> ExitCode {
+    eprintln!("xtask: the docker-image command needs the sandbay-docker work");
+    ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_libtest_lines() {
+        assert_eq!(
+            parse_result_line(
+                "test result: ok. 26 passed; 0 failed; 3 ignored; 0 measured; 0 filtered out; finished in 0.04s"
+            ),
+            Some((26, 0, 3))
+        );
+        assert_eq!(
+            parse_result_line("test result: FAILED. 25 passed; 1 failed; 0 ignored; 0 measured"),
+            Some((25, 1, 0))
+        );
+        assert_eq!(parse_result_line("running 3 tests"), None);
+    }
+
+    #[test]
+    fn parses_plain_lines() {
+        assert_eq!(parse_plain_line("12 passed, 0 failed"), Some((12, 0)));
+        assert_eq!(parse_plain_line("mcp: 3 passed, 1 failed, 2 skipped"), Some((3, 1)));
+        assert_eq!(parse_plain_line("hello world"), None);
+    }
+}
