@@ -1,2 +1,55 @@
-//! Isolated workspaces for AI agents: files and a shell per user, with the isolation, limits and clean-up a multi-user service needs.
+//! Isolated workspaces for AI agents: files and a shell per user, with the
+//! isolation, limits and clean-up a multi-user service needs.
+//!
+//! This crate is a thin facade: it re-exports the contract
+//! ([`sandbay_core`]) and, behind features, each backend crate, so an
+//! application depends on one crate and picks what it needs.
+//!
+//! | feature | default | re-export | what it is |
+//! |---|---|---|---|
+//! | `state` | yes | [`state`] | files in memory per session, serialisable |
+//! | `fs` | yes | [`fs`] | one host directory per user, jailed by capabilities |
+//! | `exec` | no | `exec` | the local process jail behind `execute` |
+//! | `docker` | no | `docker` | one container per user |
+//! | `middleware` | no | `middleware` | agent tools with JSON schemas |
+//! | `full` | no | all of the above | |
+//!
+//! # Example
+//!
+//! ```
+//! # #[cfg(feature = "state")]
+//! # async fn demo() -> sandbay::Result<()> {
+//! use sandbay::{Backend, VPath, ReadRequest};
+//!
+//! let store = sandbay::state::StateStore::default();
+//! let alice = store.session("alice", "s1");
+//! let path = VPath::parse("/notes.txt")?;
+//! alice.write(&path, "hello\n").await?;
+//! let window = alice.read(&path, ReadRequest::default()).await?;
+//! assert_eq!(window.lines, ["hello"]);
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub use sandbay_core::*;
+
+#[cfg(feature = "state")]
+#[doc(inline)]
+pub use sandbay_state as state;
+
+#[cfg(feature = "fs")]
+#[doc(inline)]
+pub use sandbay_fs as fs;
+
+#[cfg(feature = "exec")]
+#[doc(inline)]
+pub use sandbay_exec as exec;
+
+#[cfg(feature = "docker")]
+#[doc(inline)]
+pub use sandbay_docker as docker;
+
+#[cfg(feature = "middleware")]
+#[doc(inline)]
+pub use sandbay_middleware as middleware;
