@@ -1,0 +1,286 @@
+//! [`StateBackend`]: the in-memory [`Backend`] of one session.
+
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use sandbay_core::text::{self, GlobMatcher, GrepPlan};
+use sandbay_core::{
+    Backend, Capabilities, DirEntry, EditOutcome, EditRequest, Error, GlobOutput, GlobRequest,
+    GrepOutput, GrepRequest, Isolation, ReadRequest, Result, TextWindow, VPath, async_trait,
+};
+
+use crate::config::StateConfig;
+use crate::snapshot::Snapshot;
+use crate::tree::{Node, Tree};
+
+/// An in-memory workspace that behaves like a small POSIX filesystem.
+///
+/// Directories are explicit nodes (one stays after its last file is
+/// deleted), `write` and `upload` create parents, every change is built
+/// completely and then swapped in under the lock, so a reader never sees
+/// half a write. Text operations use the shared rules of
+/// [`sandbay_core::text`], so results equal those of the disk backend
+/// byte for byte.
+///
+/// ```
+/// # async fn demo() -> sandbay_core::Result<()> {
+/// use sandbay_core::{Backend, BackendExt, VPath};
+/// use sandbay_state::StateBackend;
+///
+/// let backend = StateBackend::default();
+/// let path = VPath::parse("/notes/todo.md")?;
+/// backend.write(&path, "buy milk\n").await?;
+/// assert_eq!(backend.read_to_string(&path).await?, "buy milk\n");
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo()).unwrap();
+/// ```
+#[derive(Debug, Default)]
+pub struct StateBackend {
+    config: StateConfig,
+    tree: RwLock<Tree>,
+}
+
+impl StateBackend {
+    /// An empty workspace with the given settings.
+    pub fn new(config: StateConfig) -> Self {
+        StateBackend {
+            config,
+            tree: RwLock::new(Tree::default()),
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &StateConfig {
+        &self.config
+    }
+
+    /// Sum of the sizes of all files (what the quota counts).
+    pub fn total_bytes(&self) -> u64 {
+        self.read_tree().total_bytes()
+    }
+
+    /// A consistent copy of the whole workspace.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::of(&self.read_tree())
+    }
+
+    /// A workspace with the default settings holding a snapshot's files.
+    ///
+    /// # Errors
+    /// `invalid_argument` for an unknown format or inconsistent entries
+    /// (a path twice, a file below a file).
+    pub fn restore(snapshot: Snapshot) -> Result<Self> {
+        Self::restore_with(StateConfig::default(), snapshot)
+    }
+
+    /// Like [`StateBackend::restore`] with explicit settings.
+    ///
+    /// # Errors
+    /// As [`StateBackend::restore`], plus `too_large` over the quota.
+    pub fn restore_with(config: StateConfig, snapshot: Snapshot) -> Result<Self> {
+        let tree = snapshot.into_tree(config.max_total_bytes)?;
+        Ok(StateBackend {
+            config,
+            tree: RwLock::new(tree),
+        })
+    }
+
+    /// Replaces the whole content with a snapshot's, atomically: on error
+    /// nothing changes.
+    ///
+    /// # Errors
+    /// As [`StateBackend::restore_with`].
+    pub fn load(&self, snapshot: Snapshot) -> Result<()> {
+        let tree = snapshot.into_tree(self.config.max_total_bytes)?;
+        *self.write_tree() = tree;
+        Ok(())
+    }
+
+    fn read_tree(&self) -> RwLockReadGuard<'_, Tree> {
+        // No code path panics while holding the lock; recover anyway.
+        self.tree.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_tree(&self) -> RwLockWriteGuard<'_, Tree> {
+        self.tree.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Refuses a change that would take the total over the quota.
+    fn check_quota(&self, tree: &Tree, path: &VPath, old: u64, new: u64) -> Result<()> {
+        let Some(limit) = self.config.max_total_bytes else {
+            return Ok(());
+        };
+        let size = tree.total_bytes() - old + new;
+        if new > old && size > limit {
+            tracing::debug!(%path, size, limit, "state quota refused a write");
+            return Err(Error::TooLarge {
+                what: format!("the workspace after writing {path}"),
+                size,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks, then stores a file, all under one write lock.
+    fn store(&self, path: &VPath, data: Arc<[u8]>) -> Result<()> {
+        let mut tree = self.write_tree();
+        let old = tree.check_put(path)?;
+        self.check_quota(&tree, path, old, data.len() as u64)?;
+        tree.put(path, data)
+    }
+
+    /// The bytes of the file at `path`.
+    fn file_bytes(tree: &Tree, path: &VPath) -> Result<Arc<[u8]>> {
+        match tree.get(path)? {
+            Node::File(f) => Ok(f.data.clone()),
+            Node::Dir(_) => Err(Error::IsDirectory { path: path.clone() }),
+        }
+    }
+
+    /// Applies an edit to `data`: size limit, text check, then the rules.
+    fn edited(
+        &self,
+        path: &VPath,
+        data: &[u8],
+        request: &EditRequest,
+    ) -> Result<(Arc<[u8]>, usize)> {
+        let limit = self.config.limits.max_text_file_bytes;
+        if data.len() as u64 > limit {
+            return Err(Error::TooLarge {
+                what: path.to_string(),
+                size: data.len() as u64,
+                limit,
+            });
+        }
+        if !text::is_text(data) {
+            return Err(Error::BinaryFile { path: path.clone() });
+        }
+        let content =
+            std::str::from_utf8(data).map_err(|_| Error::BinaryFile { path: path.clone() })?;
+        let (new, count) = text::apply_edit(path, content, request)?;
+        Ok((Arc::from(new.into_bytes()), count))
+    }
+}
+
+#[async_trait]
+impl Backend for StateBackend {
+    fn name(&self) -> &'static str {
+        "state"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            snapshot: true,
+            isolation: Isolation::None,
+            ..Capabilities::default()
+        }
+    }
+
+    async fn ls(&self, path: &VPath) -> Result<Vec<DirEntry>> {
+        match self.read_tree().get(path)? {
+            Node::Dir(d) => Ok(d.children.values().map(Node::entry).collect()),
+            Node::File(_) => Err(Error::NotADirectory { path: path.clone() }),
+        }
+    }
+
+    async fn stat(&self, path: &VPath) -> Result<DirEntry> {
+        Ok(self.read_tree().get(path)?.entry())
+    }
+
+    async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow> {
+        let data = Self::file_bytes(&self.read_tree(), path)?;
+        text::window_slice(path, &data, request, self.config.limits.max_window_bytes)
+    }
+
+    async fn write(&self, path: &VPath, content: &str) -> Result<()> {
+        self.store(path, Arc::from(content.as_bytes()))
+    }
+
+    async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
+        // Optimistic: compute outside the lock, swap if nobody changed the
+        // file meanwhile; otherwise redo it holding the write lock.
+        let data = Self::file_bytes(&self.read_tree(), path)?;
+        let (new, replacements) = self.edited(path, &data, request)?;
+        let mut tree = self.write_tree();
+        let current = Self::file_bytes(&tree, path)?;
+        let (data, new, replacements) = if Arc::ptr_eq(&current, &data) {
+            (data, new, replacements)
+        } else {
+            let (new, replacements) = self.edited(path, &current, request)?;
+            (current, new, replacements)
+        };
+        self.check_quota(&tree, path, data.len() as u64, new.len() as u64)?;
+        let swapped = tree.swap_file(path, &data, new);
+        debug_assert!(swapped, "the write lock is held and the file is unchanged");
+        Ok(EditOutcome { replacements })
+    }
+
+    async fn delete(&self, path: &VPath) -> Result<()> {
+        self.write_tree().remove(path)
+    }
+
+    async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {
+        let plan = GrepPlan::new(request)?;
+        let limit = self.config.limits.max_text_file_bytes;
+        let mut files: Vec<(VPath, Arc<[u8]>)> = {
+            let tree = self.read_tree();
+            let mut found = Vec::new();
+            tree.get(&request.path)?.collect_files(&mut found);
+            found
+                .into_iter()
+                .filter(|f| f.data.len() as u64 <= limit && plan.wants(&f.path))
+                .map(|f| (f.path.clone(), f.data.clone()))
+                .collect()
+        };
+        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut search = plan.start();
+        for (path, data) in &files {
+            if search.is_done() {
+                break;
+            }
+            search.file(path, data);
+        }
+        Ok(search.finish())
+    }
+
+    async fn glob(&self, request: &GlobRequest) -> Result<GlobOutput> {
+        let matcher = GlobMatcher::new(&request.pattern)?;
+        let base = &request.path;
+        let tree = self.read_tree();
+        let node = tree.get(base)?;
+        if let Node::File(_) = node {
+            return Err(Error::NotADirectory { path: base.clone() });
+        }
+        let mut found = Vec::new();
+        node.collect_files(&mut found);
+        let paths = found
+            .into_iter()
+            .filter(|f| matcher.is_match(base, &f.path))
+            .map(|f| f.path.clone())
+            .collect();
+        drop(tree);
+        Ok(text::finish_glob(paths, request.limit))
+    }
+
+    async fn upload(&self, files: Vec<(VPath, Vec<u8>)>) -> Vec<Result<()>> {
+        files
+            .into_iter()
+            .map(|(path, bytes)| self.store(&path, Arc::from(bytes)))
+            .collect()
+    }
+
+    async fn download(&self, paths: &[VPath]) -> Vec<Result<Vec<u8>>> {
+        let found: Vec<Result<Arc<[u8]>>> = {
+            let tree = self.read_tree();
+            paths
+                .iter()
+                .map(|path| Self::file_bytes(&tree, path))
+                .collect()
+        };
+        // copy outside the lock
+        found
+            .into_iter()
+            .map(|r| r.map(|data| data.to_vec()))
+            .collect()
+    }
+}

@@ -1,0 +1,362 @@
+//! The in-memory directory tree: explicit directory nodes, files as
+//! shared byte buffers, every lookup answering with the same error a
+//! POSIX filesystem would give for the requested path.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sandbay_core::{DirEntry, EntryKind, Error, Result, VPath};
+
+/// A file: its virtual path (kept so listings and searches never re-parse)
+/// and its bytes, shared so readers can work outside the lock.
+#[derive(Debug, Clone)]
+pub(crate) struct FileNode {
+    pub(crate) path: VPath,
+    pub(crate) data: Arc<[u8]>,
+}
+
+/// A directory with its children, sorted by name in byte order.
+#[derive(Debug, Clone)]
+pub(crate) struct DirNode {
+    pub(crate) path: VPath,
+    pub(crate) children: BTreeMap<String, Node>,
+}
+
+/// One node of the tree.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    File(FileNode),
+    Dir(DirNode),
+}
+
+impl Node {
+    /// The listing entry of this node.
+    pub(crate) fn entry(&self) -> DirEntry {
+        match self {
+            Node::File(f) => DirEntry {
+                path: f.path.clone(),
+                kind: EntryKind::File,
+                size: f.data.len() as u64,
+            },
+            Node::Dir(d) => DirEntry {
+                path: d.path.clone(),
+                kind: EntryKind::Dir,
+                size: 0,
+            },
+        }
+    }
+
+    /// Total bytes of the files in this subtree.
+    fn bytes(&self) -> u64 {
+        match self {
+            Node::File(f) => f.data.len() as u64,
+            Node::Dir(d) => d.children.values().map(Node::bytes).sum(),
+        }
+    }
+
+    /// Appends every file of this subtree (in name order, not path order).
+    pub(crate) fn collect_files<'a>(&'a self, out: &mut Vec<&'a FileNode>) {
+        match self {
+            Node::File(f) => out.push(f),
+            Node::Dir(d) => d.children.values().for_each(|c| c.collect_files(out)),
+        }
+    }
+
+    /// Visits every node of this subtree, the node itself first.
+    pub(crate) fn visit<'a>(&'a self, f: &mut impl FnMut(&'a Node)) {
+        f(self);
+        if let Node::Dir(d) = self {
+            d.children.values().for_each(|c| c.visit(f));
+        }
+    }
+}
+
+/// The refusal for writing or deleting the workspace root.
+pub(crate) fn root_refused(path: &VPath, what: &str) -> Error {
+    Error::PermissionDenied {
+        path: path.clone(),
+        reason: format!("the workspace root cannot be {what}"),
+    }
+}
+
+/// A whole workspace: the root directory and the running byte total.
+#[derive(Debug)]
+pub(crate) struct Tree {
+    root: Node,
+    total_bytes: u64,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree {
+            root: Node::Dir(DirNode {
+                path: VPath::root(),
+                children: BTreeMap::new(),
+            }),
+            total_bytes: 0,
+        }
+    }
+}
+
+impl Tree {
+    /// Sum of the sizes of all files.
+    pub(crate) fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// The root node.
+    pub(crate) fn root(&self) -> &Node {
+        &self.root
+    }
+
+    /// Looks a path up. A file met on the way gives `not_a_directory`, a
+    /// missing component `not_found`; both name the requested path.
+    pub(crate) fn get(&self, path: &VPath) -> Result<&Node> {
+        let mut node = &self.root;
+        for name in path.components() {
+            let Node::Dir(dir) = node else {
+                return Err(Error::NotADirectory { path: path.clone() });
+            };
+            node = dir
+                .children
+                .get(name)
+                .ok_or_else(|| Error::NotFound { path: path.clone() })?;
+        }
+        Ok(node)
+    }
+
+    /// Checks that a file can be stored at `path` and returns the size of
+    /// the file it would replace (0 if none). Changes nothing.
+    ///
+    /// # Errors
+    /// `permission_denied` for the root, `not_a_directory` when a parent is
+    /// a file, `is_directory` when `path` is a directory.
+    pub(crate) fn check_put(&self, path: &VPath) -> Result<u64> {
+        let names: Vec<&str> = path.components().collect();
+        let Some((last, parents)) = names.split_last() else {
+            return Err(root_refused(path, "written"));
+        };
+        let mut node = &self.root;
+        for name in parents {
+            match node {
+                Node::Dir(d) => match d.children.get(*name) {
+                    Some(child) => node = child,
+                    None => return Ok(0), // the rest of the chain will be created
+                },
+                Node::File(_) => return Err(Error::NotADirectory { path: path.clone() }),
+            }
+        }
+        match node {
+            Node::File(_) => Err(Error::NotADirectory { path: path.clone() }),
+            Node::Dir(d) => match d.children.get(*last) {
+                Some(Node::Dir(_)) => Err(Error::IsDirectory { path: path.clone() }),
+                Some(Node::File(f)) => Ok(f.data.len() as u64),
+                None => Ok(0),
+            },
+        }
+    }
+
+    /// Stores a file, creating missing parent directories. Call
+    /// [`Tree::check_put`] first: this re-checks but a failure here after
+    /// a passed check cannot happen, so nothing is ever half-done.
+    pub(crate) fn put(&mut self, path: &VPath, data: Arc<[u8]>) -> Result<()> {
+        let old = self.check_put(path)?;
+        let names: Vec<&str> = path.components().collect();
+        let Some((last, parents)) = names.split_last() else {
+            return Err(root_refused(path, "written"));
+        };
+        let mut dir = match &mut self.root {
+            Node::Dir(d) => d,
+            Node::File(_) => unreachable!("the root is always a directory"),
+        };
+        for name in parents {
+            if !dir.children.contains_key(*name) {
+                let child_path = dir
+                    .path
+                    .child(name)
+                    .ok_or_else(|| Error::NotFound { path: path.clone() })?;
+                dir.children.insert(
+                    (*name).to_owned(),
+                    Node::Dir(DirNode {
+                        path: child_path,
+                        children: BTreeMap::new(),
+                    }),
+                );
+            }
+            dir = match dir.children.get_mut(*name) {
+                Some(Node::Dir(d)) => d,
+                _ => return Err(Error::NotADirectory { path: path.clone() }),
+            };
+        }
+        let new = data.len() as u64;
+        dir.children.insert(
+            (*last).to_owned(),
+            Node::File(FileNode {
+                path: path.clone(),
+                data,
+            }),
+        );
+        self.total_bytes = self.total_bytes - old + new;
+        Ok(())
+    }
+
+    /// Creates a directory and its parents (used by snapshot restore).
+    ///
+    /// # Errors
+    /// `not_a_directory` if the path or a parent is a file.
+    pub(crate) fn mkdir_all(&mut self, path: &VPath) -> Result<()> {
+        let mut dir = match &mut self.root {
+            Node::Dir(d) => d,
+            Node::File(_) => unreachable!("the root is always a directory"),
+        };
+        for name in path.components() {
+            if !dir.children.contains_key(name) {
+                let child_path = dir
+                    .path
+                    .child(name)
+                    .ok_or_else(|| Error::NotFound { path: path.clone() })?;
+                dir.children.insert(
+                    name.to_owned(),
+                    Node::Dir(DirNode {
+                        path: child_path,
+                        children: BTreeMap::new(),
+                    }),
+                );
+            }
+            dir = match dir.children.get_mut(name) {
+                Some(Node::Dir(d)) => d,
+                _ => return Err(Error::NotADirectory { path: path.clone() }),
+            };
+        }
+        Ok(())
+    }
+
+    /// Replaces the bytes of an existing file if they are still `expected`
+    /// (pointer equality). Returns whether the swap happened.
+    pub(crate) fn swap_file(
+        &mut self,
+        path: &VPath,
+        expected: &Arc<[u8]>,
+        data: Arc<[u8]>,
+    ) -> bool {
+        let mut node = &mut self.root;
+        for name in path.components() {
+            let Node::Dir(dir) = node else { return false };
+            match dir.children.get_mut(name) {
+                Some(child) => node = child,
+                None => return false,
+            }
+        }
+        match node {
+            Node::File(f) if Arc::ptr_eq(&f.data, expected) => {
+                let (old, new) = (f.data.len() as u64, data.len() as u64);
+                f.data = data;
+                self.total_bytes = self.total_bytes - old + new;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes a file or a whole directory subtree.
+    ///
+    /// # Errors
+    /// `permission_denied` for the root, `not_found`, `not_a_directory`.
+    pub(crate) fn remove(&mut self, path: &VPath) -> Result<()> {
+        let names: Vec<&str> = path.components().collect();
+        let Some((last, parents)) = names.split_last() else {
+            return Err(root_refused(path, "deleted"));
+        };
+        let mut node = &mut self.root;
+        for name in parents {
+            let Node::Dir(dir) = node else {
+                return Err(Error::NotADirectory { path: path.clone() });
+            };
+            node = dir
+                .children
+                .get_mut(*name)
+                .ok_or_else(|| Error::NotFound { path: path.clone() })?;
+        }
+        let Node::Dir(dir) = node else {
+            return Err(Error::NotADirectory { path: path.clone() });
+        };
+        let removed = dir
+            .children
+            .remove(*last)
+            .ok_or_else(|| Error::NotFound { path: path.clone() })?;
+        self.total_bytes -= removed.bytes();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> VPath {
+        VPath::parse(s).unwrap()
+    }
+
+    fn bytes(s: &str) -> Arc<[u8]> {
+        Arc::from(s.as_bytes())
+    }
+
+    #[test]
+    fn put_creates_parents_and_counts_bytes() {
+        let mut t = Tree::default();
+        t.put(&p("/a/b/c.txt"), bytes("hello")).unwrap();
+        t.put(&p("/a/d.txt"), bytes("xy")).unwrap();
+        assert_eq!(t.total_bytes(), 7);
+        assert!(matches!(t.get(&p("/a/b")).unwrap(), Node::Dir(_)));
+        t.put(&p("/a/d.txt"), bytes("x")).unwrap();
+        assert_eq!(t.total_bytes(), 6);
+        t.remove(&p("/a/b")).unwrap();
+        assert_eq!(t.total_bytes(), 1);
+        assert!(matches!(t.get(&p("/a")).unwrap(), Node::Dir(_)));
+    }
+
+    #[test]
+    fn conflicts_name_the_requested_path() {
+        let mut t = Tree::default();
+        t.put(&p("/f"), bytes("x")).unwrap();
+        let err = t.put(&p("/f/g/h"), bytes("y")).unwrap_err();
+        assert_eq!(err.code().as_str(), "not_a_directory");
+        assert!(err.to_string().starts_with("/f/g/h:"), "{err}");
+        assert_eq!(
+            t.get(&p("/f/g")).unwrap_err().code().as_str(),
+            "not_a_directory"
+        );
+        assert_eq!(
+            t.remove(&p("/f/g")).unwrap_err().code().as_str(),
+            "not_a_directory"
+        );
+        t.put(&p("/d/x"), bytes("")).unwrap();
+        assert_eq!(
+            t.put(&p("/d"), bytes("")).unwrap_err().code().as_str(),
+            "is_directory"
+        );
+        assert_eq!(
+            t.remove(&VPath::root()).unwrap_err().code().as_str(),
+            "permission_denied"
+        );
+        assert_eq!(
+            t.check_put(&VPath::root()).unwrap_err().code().as_str(),
+            "permission_denied"
+        );
+        assert_eq!(
+            t.mkdir_all(&p("/f/z")).unwrap_err().code().as_str(),
+            "not_a_directory"
+        );
+    }
+
+    #[test]
+    fn swap_only_when_unchanged() {
+        let mut t = Tree::default();
+        let first = bytes("one");
+        t.put(&p("/x"), first.clone()).unwrap();
+        assert!(t.swap_file(&p("/x"), &first, bytes("three")));
+        assert_eq!(t.total_bytes(), 5);
+        assert!(!t.swap_file(&p("/x"), &first, bytes("four")));
+        assert!(!t.swap_file(&p("/missing"), &first, bytes("four")));
+    }
+}
