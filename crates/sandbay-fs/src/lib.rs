@@ -1,2 +1,97 @@
-//! Host-directory workspaces for sandbay, jailed by capabilities (cap-std): no path, .. or symlink leaves the root.
+//! Host-directory workspaces for sandbay, jailed by capabilities
+//! (cap-std): no path, `..` or symlink leaves the root.
+//!
+//! [`FsBackend`] implements [`sandbay_core::Backend`] over a
+//! [`cap_std::fs::Dir`]. That handle is the only way to the files: every
+//! open, stat, rename and delete is made relative to it, and cap-std
+//! resolves paths with `openat2(RESOLVE_BENEATH)` so the kernel itself
+//! refuses anything that would leave the root, even while someone swaps
+//! directories and symlinks underneath. Results agree byte for byte with
+//! every other backend because the text rules come from
+//! [`sandbay_core::text`].
+//!
+//! [`FsProvider`] hands out one root per user and session under a base
+//! directory (`base/<user>/<session>`), with directory names that are
+//! safe for any id string. It is the only code that touches ambient
+//! authority (see its "Ambient Authority" section).
+//!
+//! # Example
+//!
+//! ```
+//! # async fn demo() -> sandbay_core::Result<()> {
+//! use sandbay_core::{Backend, GlobRequest, GrepRequest, VPath};
+//! use sandbay_fs::FsProvider;
+//!
+//! # let tmp = tempfile::tempdir().unwrap();
+//! let provider = FsProvider::open(tmp.path()).await?;
+//! let fs = provider.session("user-a", "session-1").await?;
+//!
+//! fs.write(&VPath::parse("/src/main.py")?, "print('hi')\n").await?;
+//! let found = fs.glob(&GlobRequest::new("**/*.py")).await?;
+//! assert_eq!(found.paths[0].as_str(), "/src/main.py");
+//! let hits = fs.grep(&GrepRequest::new("print")).await?;
+//! assert_eq!(hits.files.len(), 1);
+//!
+//! // Paths are virtual: `..` cannot climb out, absolute paths stay inside.
+//! assert!(VPath::parse("../../etc/passwd").is_err());
+//! let err = fs.read(&VPath::parse("/etc/passwd")?, Default::default()).await.unwrap_err();
+//! assert_eq!(err.code().as_str(), "not_found");
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+//!
+//! # Capability checklist
+//!
+//! | property | how |
+//! |---|---|
+//! | one handle to the root | `FsBackend::new(Dir)`; every call goes through it, no host path is kept |
+//! | no escape by path | [`sandbay_core::VPath`] refuses `..` above `/`, NUL, over-long paths; cap-std refuses the rest |
+//! | no escape by symlink | absolute links, links climbing above the root and loops give `permission_denied`; relative links that stay inside work for `read`, `stat`, `edit`, `write`, `download` |
+//! | no escape by race | the kernel resolves every path below the handle (`RESOLVE_BENEATH`); tree walks open each directory from its parent with `O_NOFOLLOW`; a test swaps a directory with a symlink to the outside during reads, writes, edits, greps and globs |
+//! | walks never follow symlinks | `ls`, `glob`, `grep` report or skip links; the walk is our own over capability handles (no ambient walker) |
+//! | atomic writes | temporary file in the target directory (`O_TMPFILE` via `cap-tempfile`) and `rename`; on failure nothing partial stays and the old content is intact; the file mode is kept |
+//! | special files never block | files open with `O_NONBLOCK \| O_NOCTTY`, the type is checked on the open handle; FIFOs, sockets and devices give `permission_denied` ("not a regular file") |
+//! | hard links | a regular file with more than one link is refused for `read`, `edit`, `download` and skipped by `grep` ([`HardLinkPolicy::Refuse`], the default); writes replace the name by rename and never write through a link |
+//! | bounded memory | `read` streams the file through a buffer; `edit` and `grep` refuse or skip files over [`sandbay_core::Limits::max_text_file_bytes`] before loading them |
+//! | no host path in errors | every I/O error is mapped in one place (`error.rs`) to the *virtual* path and the error kind only |
+//! | blocking I/O off the runtime | every call runs on tokio's blocking pool |
+//!
+//! # Semantics chosen here
+//!
+//! * `write`, `upload` and `edit` follow a symlink in the last component
+//!   while it stays inside (the link is kept, its target changes); missing
+//!   parent directories are created only when no symlink was followed.
+//! * `ls` of a symlinked directory lists the directory it points to;
+//!   `grep` of a symlinked file searches it. Inside the tree, links are
+//!   never followed.
+//! * Names that cannot be virtual path components (not UTF-8, control
+//!   characters, backslashes) are invisible to `ls`, `glob` and `grep`.
+//! * A temporary file exists under a `.tmp*` name only for the instant
+//!   between naming the finished content and the rename.
+//!
+//! # Dependencies
+//!
+//! * `cap-std`, `cap-fs-ext`: the directory capability, `openat2`-based
+//!   lookups, `O_NOFOLLOW` opens and symlink-safe removal;
+//! * `cap-tempfile`: anonymous (`O_TMPFILE`) temporary files for atomic
+//!   replacement;
+//! * `libc`: the `O_NONBLOCK`/`O_NOCTTY` flags and errno numbers;
+//! * `sha2`: stable hashes for directory names of very long ids;
+//! * `tokio`: the blocking pool; `tracing`: debug logs;
+//! * `sandbay-core`: the contract and the shared text rules.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod backend;
+mod config;
+mod error;
+mod handle;
+mod provider;
+mod read;
+mod search;
+mod walk;
+mod write;
+
+pub use backend::FsBackend;
+pub use config::{FsConfig, HardLinkPolicy};
+pub use provider::{FsProvider, open_root};

@@ -1,0 +1,359 @@
+//! [`FsProvider`]: per-user, per-session roots under one base directory.
+//!
+//! # Ambient Authority
+//!
+//! This module is the **only** place in the crate that uses ambient
+//! authority (`cap_std::ambient_authority()`, i.e. plain host paths):
+//! [`FsProvider::open`] opens (creating it if needed) the base directory
+//! from a host path. Everything after that goes through the base
+//! directory's capability handle: user and session directories are
+//! created and opened with `*at` calls relative to it, never by path. A
+//! unit test scans the crate's sources and fails if ambient authority or
+//! `std::fs` shows up anywhere else.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cap_fs_ext::DirExt;
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use sandbay_core::{Error, Result};
+use sha2::{Digest, Sha256};
+
+use crate::backend::FsBackend;
+use crate::config::FsConfig;
+use crate::error::join_error;
+
+/// Longest directory name made by plain encoding; longer ids are hashed.
+const MAX_ENCODED: usize = 96;
+/// Length of the readable prefix kept in front of a hash.
+const HASHED_PREFIX: usize = 48;
+
+/// Opens an existing host directory as a workspace root capability, for
+/// building an [`FsBackend`] without a provider (e.g. over a directory
+/// that is bind-mounted into a container). Uses ambient authority.
+///
+/// ```
+/// # async fn demo() -> sandbay_core::Result<()> {
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let root = sandbay_fs::open_root(tmp.path()).await?;
+/// let fs = sandbay_fs::FsBackend::new(root);
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+///
+/// # Errors
+/// `unavailable` if it cannot be opened; the message never repeats the
+/// host path.
+pub async fn open_root(path: impl AsRef<Path>) -> Result<Dir> {
+    let path = path.as_ref().to_path_buf();
+    tokio::task::spawn_blocking(move || Dir::open_ambient_dir(&path, ambient_authority()))
+        .await
+        .map_err(join_error)?
+        .map_err(|e| Error::Unavailable {
+            message: format!("the workspace directory cannot be opened ({})", e.kind()),
+        })
+}
+
+/// Hands out one [`FsBackend`] per user and session, rooted at
+/// `base/<user>/<session>`, creating the directories on first use.
+///
+/// Directory names come from [`FsProvider::dir_name`], which is safe for
+/// *any* id string: no id can climb out of the base directory or land in
+/// another user's directory.
+///
+/// ```
+/// # async fn demo() -> sandbay_core::Result<()> {
+/// use sandbay_core::{Backend, BackendExt, VPath};
+/// use sandbay_fs::FsProvider;
+///
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let provider = FsProvider::open(tmp.path()).await?;
+/// let alice = provider.session("alice", "s1").await?;
+/// let bob = provider.session("../bob", "s1").await?;
+/// let file = VPath::parse("/file.txt")?;
+/// alice.write(&file, "A1").await?;
+/// bob.write(&file, "B1").await?;
+/// assert_eq!(alice.read_to_string(&file).await?, "A1");
+/// assert_eq!(bob.read_to_string(&file).await?, "B1");
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct FsProvider {
+    base: Arc<Dir>,
+    base_path: PathBuf,
+    config: FsConfig,
+}
+
+impl std::fmt::Debug for FsProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsProvider")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FsProvider {
+    /// Opens the base directory at a host path, creating it (and its
+    /// parents) if missing. This is the one use of ambient authority.
+    ///
+    /// # Errors
+    /// `unavailable` if the directory cannot be created or opened; the
+    /// message never repeats the host path.
+    pub async fn open(base: impl AsRef<Path>) -> Result<Self> {
+        let base_path = base.as_ref().to_path_buf();
+        let path = base_path.clone();
+        let dir = tokio::task::spawn_blocking(move || {
+            Dir::create_ambient_dir_all(&path, ambient_authority())?;
+            Dir::open_ambient_dir(&path, ambient_authority())
+        })
+        .await
+        .map_err(join_error)?
+        .map_err(|e| Error::Unavailable {
+            message: format!("the workspace base directory cannot be opened ({})", e.kind()),
+        })?;
+        Ok(FsProvider {
+            base: Arc::new(dir),
+            base_path,
+            config: FsConfig::default(),
+        })
+    }
+
+    /// Sets the settings of the backends handed out from now on.
+    pub fn with_config(mut self, config: FsConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The backend of one session of one user, creating its directory.
+    ///
+    /// # Errors
+    /// `invalid_argument` for an empty id; `io` if a directory cannot be
+    /// made; `permission_denied` if something other than a directory
+    /// (e.g. a symlink) sits where a user or session directory belongs.
+    pub async fn session(&self, user: &str, session: &str) -> Result<FsBackend> {
+        let names = [Self::dir_name(user)?, Self::dir_name(session)?];
+        let base = Arc::clone(&self.base);
+        let dir = tokio::task::spawn_blocking(move || open_or_create(&base, &names))
+            .await
+            .map_err(join_error)??;
+        Ok(FsBackend::with_config(dir, self.config))
+    }
+
+    /// The host directory of a session (whether or not it exists yet), for
+    /// host-side tools that need a real path: a command's working
+    /// directory, a container's bind mount. Never show it to a user.
+    ///
+    /// # Errors
+    /// `invalid_argument` for an empty id.
+    pub fn session_path(&self, user: &str, session: &str) -> Result<PathBuf> {
+        Ok(self
+            .base_path
+            .join(Self::dir_name(user)?)
+            .join(Self::dir_name(session)?))
+    }
+
+    /// Deletes one session's directory with all its files.
+    ///
+    /// # Errors
+    /// `not_found` if it does not exist.
+    pub async fn remove_session(&self, user: &str, session: &str) -> Result<()> {
+        let names = [Self::dir_name(user)?, Self::dir_name(session)?];
+        self.remove(names.to_vec()).await
+    }
+
+    /// Deletes a user's directory with all sessions in it.
+    ///
+    /// # Errors
+    /// `not_found` if it does not exist.
+    pub async fn remove_user(&self, user: &str) -> Result<()> {
+        self.remove(vec![Self::dir_name(user)?]).await
+    }
+
+    async fn remove(&self, names: Vec<String>) -> Result<()> {
+        let base = Arc::clone(&self.base);
+        tokio::task::spawn_blocking(move || {
+            let (last, parents) = names.split_last().expect("at least one name");
+            let mut dir = base.try_clone().map_err(provider_io)?;
+            for name in parents {
+                dir = dir.open_dir_nofollow(name).map_err(provider_io)?;
+            }
+            // cap-std never follows symlinks inside the removed tree.
+            dir.remove_dir_all(last).map_err(provider_io)
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    /// The directory name for a user or session id.
+    ///
+    /// * Lower-case ASCII letters, digits and `-` are kept; every other
+    ///   byte (upper case, `.`, `/`, `_`, NUL, non-ASCII) becomes `_` and
+    ///   two hex digits. The encoding is one-to-one, so distinct ids get
+    ///   distinct names, and no name is `.`, `..`, empty, hidden, or
+    ///   differs from another only by case.
+    /// * An id whose encoding is longer than 96 bytes becomes a readable
+    ///   prefix, `~`, and the SHA-256 of the whole id (`~` never appears
+    ///   in a plain encoding, so the two forms cannot meet).
+    ///
+    /// ```
+    /// use sandbay_fs::FsProvider;
+    /// assert_eq!(FsProvider::dir_name("alice").unwrap(), "alice");
+    /// assert_eq!(FsProvider::dir_name("Bob").unwrap(), "_42ob");
+    /// assert_eq!(FsProvider::dir_name("../x").unwrap(), "_2e_2e_2fx");
+    /// assert!(FsProvider::dir_name("").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// `invalid_argument` for the empty id.
+    pub fn dir_name(id: &str) -> Result<String> {
+        if id.is_empty() {
+            return Err(Error::invalid_argument("a user or session id must not be empty"));
+        }
+        let mut name = String::with_capacity(id.len());
+        let mut cut = None;
+        for &byte in id.as_bytes() {
+            if name.len() <= HASHED_PREFIX {
+                cut = Some(name.len());
+            }
+            if byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' {
+                name.push(byte as char);
+            } else {
+                // writing to a String cannot fail
+                let _ = write!(name, "_{byte:02x}");
+            }
+        }
+        if name.len() <= MAX_ENCODED {
+            return Ok(name);
+        }
+        name.truncate(cut.unwrap_or(0));
+        name.push('~');
+        for byte in Sha256::digest(id.as_bytes()) {
+            let _ = write!(name, "{byte:02x}");
+        }
+        Ok(name)
+    }
+}
+
+/// Opens `base/names[0]/names[1]/...`, creating missing levels, never
+/// following a symlink.
+fn open_or_create(base: &Dir, names: &[String]) -> Result<Dir> {
+    let mut dir = base.try_clone().map_err(provider_io)?;
+    for name in names {
+        match dir.create_dir(name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(provider_io(e)),
+        }
+        dir = dir.open_dir_nofollow(name).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotADirectory || e.raw_os_error() == Some(libc::ELOOP) {
+                Error::PermissionDenied {
+                    path: sandbay_core::VPath::root(),
+                    reason: "the workspace directory is not a plain directory".into(),
+                }
+            } else {
+                provider_io(e)
+            }
+        })?;
+    }
+    Ok(dir)
+}
+
+/// Provider errors name no path at all (the ids are the caller's own).
+fn provider_io(err: io::Error) -> Error {
+    match err.kind() {
+        io::ErrorKind::NotFound => Error::NotFound {
+            path: sandbay_core::VPath::root(),
+        },
+        kind => Error::Io { path: None, kind },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_safe_and_distinct() {
+        let long = "é".repeat(400);
+        let ids = [
+            "a", "A", "..", ".", "/", "a/b", "a\0b", "_", "_5f", "~", "ü", "日本", "a b", "-",
+            "con", &long,
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for id in ids {
+            let name = FsProvider::dir_name(id).unwrap();
+            assert!(!name.is_empty() && name.len() <= 255, "{id:?} -> {name}");
+            assert!(name != "." && name != ".." && !name.starts_with('.'), "{name}");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_~".contains(&b)),
+                "{name}"
+            );
+            assert!(seen.insert(name), "collision for {id:?}");
+        }
+    }
+
+    #[test]
+    fn long_ids_hash_and_stay_distinct() {
+        let a = "x".repeat(5000);
+        let b = format!("{}y", "x".repeat(4999));
+        let (na, nb) = (
+            FsProvider::dir_name(&a).unwrap(),
+            FsProvider::dir_name(&b).unwrap(),
+        );
+        assert_ne!(na, nb);
+        assert!(na.contains('~') && na.len() < 130, "{na}");
+        assert!(na.starts_with("xxxx"));
+        // the same id always maps to the same name
+        assert_eq!(na, FsProvider::dir_name(&a).unwrap());
+        // prefix never splits an escape
+        let weird = "/".repeat(200);
+        let n = FsProvider::dir_name(&weird).unwrap();
+        let prefix = n.split('~').next().unwrap();
+        assert_eq!(prefix.len() % 3, 0, "{n}");
+    }
+
+    /// Scans this crate's sources: ambient authority and `std::fs` may
+    /// appear only in this module.
+    #[test]
+    fn ambient_authority_only_here() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        let mut dirs = vec![src.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() >= 5, "scan found too few files: {files:?}");
+        let needles = ["ambient_authority", "std::fs::"];
+        let mut offenders = Vec::new();
+        for file in &files {
+            if file.file_name().is_some_and(|n| n == "provider.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(file).unwrap();
+            for needle in needles {
+                for (i, _) in text.match_indices(needle) {
+                    // `cap_std::fs::` contains `std::fs::` and is fine
+                    let before = text[..i].chars().next_back();
+                    if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                        continue;
+                    }
+                    let line = text[..i].lines().count();
+                    offenders.push(format!("{}:{line}: {needle}", file.display()));
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "ambient authority outside the provider: {offenders:?}");
+    }
+}

@@ -1,0 +1,119 @@
+//! Changing files: atomic writes, edits and deletes.
+//!
+//! Every write builds the new content in a temporary file inside the
+//! target directory (an anonymous `O_TMPFILE` where the kernel has it,
+//! via `cap-tempfile`) and renames it over the name. A reader sees the old
+//! or the new content, never a mix; on any failure the temporary file is
+//! removed and the old content is untouched. The rename replaces only the
+//! one name, so a write never changes the target of a hard link.
+
+use std::ffi::OsStr;
+use std::io::{self, Write};
+
+use cap_fs_ext::FollowSymlinks;
+use cap_std::fs::{Dir, Permissions};
+use cap_tempfile::TempFile;
+use sandbay_core::text::apply_edit;
+use sandbay_core::{EditOutcome, EditRequest, Error, Result, VPath};
+
+use crate::config::FsConfig;
+use crate::error::{ROOT, denied, map_io};
+use crate::handle::{open_regular, open_target_dir, rel, resolve_target};
+
+/// Writes `bytes` to `path` atomically, creating parent directories; a
+/// symlink in the last component is followed while it stays inside.
+pub(crate) fn write(root: &Dir, path: &VPath, bytes: &[u8], config: &FsConfig) -> Result<()> {
+    if path.is_root() {
+        return Err(denied(path, ROOT));
+    }
+    let target = resolve_target(root, path)?;
+    let dir = open_target_dir(root, path, &target)?;
+    // Keep the mode of a file being replaced (an executable stays one);
+    // refuse to replace a directory before writing anything.
+    let permissions = match dir.symlink_metadata(&target.name) {
+        Ok(meta) if meta.is_dir() => return Err(Error::IsDirectory { path: path.clone() }),
+        Ok(meta) if meta.is_file() => Some(meta.permissions()),
+        Ok(_) => None,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(map_io(path, &e)),
+    };
+    replace(&dir, &target.name, bytes, permissions, config).map_err(|e| map_io(path, &e))
+}
+
+/// Writes a temporary file in `dir` and renames it to `name`.
+fn replace(
+    dir: &Dir,
+    name: &OsStr,
+    bytes: &[u8],
+    permissions: Option<Permissions>,
+    config: &FsConfig,
+) -> io::Result<()> {
+    let mut temp = TempFile::new(dir)?;
+    temp.write_all(bytes)?;
+    if let Some(permissions) = permissions {
+        temp.as_file().set_permissions(permissions)?;
+    }
+    if config.sync_writes {
+        temp.as_file().sync_all()?;
+    }
+    // On error the temporary file is removed when `temp` drops.
+    temp.replace(name)?;
+    if config.sync_writes {
+        dir.open(".")?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Applies an exact-string edit atomically (following a symlink that stays
+/// inside).
+pub(crate) fn edit(
+    root: &Dir,
+    path: &VPath,
+    request: &EditRequest,
+    config: &FsConfig,
+) -> Result<EditOutcome> {
+    if request.old.is_empty() {
+        // The shared rule's own refusal, before touching the disk.
+        apply_edit(path, "", request)?;
+    }
+    if path.is_root() {
+        return Err(Error::IsDirectory { path: path.clone() });
+    }
+    let target = resolve_target(root, path)?;
+    let dir = root.open_dir(&target.dir).map_err(|e| map_io(path, &e))?;
+    // The target is not a symlink now; if one is swapped in, `O_NOFOLLOW`
+    // makes the open fail instead of following it.
+    let file = open_regular(
+        &dir,
+        target.name.as_ref(),
+        FollowSymlinks::No,
+        path,
+        config,
+    )?;
+    let permissions = file.meta.permissions();
+    let bytes = file.read_all_limited(path, config.limits.max_text_file_bytes)?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) if !text.contains('\0') => text,
+        _ => return Err(Error::BinaryFile { path: path.clone() }),
+    };
+    let (new, replacements) = apply_edit(path, &text, request)?;
+    replace(&dir, &target.name, new.as_bytes(), Some(permissions), config)
+        .map_err(|e| map_io(path, &e))?;
+    Ok(EditOutcome { replacements })
+}
+
+/// Removes a file, a symlink (never its target) or a directory tree.
+pub(crate) fn delete(root: &Dir, path: &VPath) -> Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(denied(path, ROOT));
+    };
+    let dir = root.open_dir(rel(&parent)).map_err(|e| map_io(path, &e))?;
+    let meta = dir.symlink_metadata(name).map_err(|e| map_io(path, &e))?;
+    let removed = if meta.is_dir() {
+        // cap-std never follows symlinks inside the tree it removes.
+        dir.remove_dir_all(name)
+    } else {
+        dir.remove_file(name)
+    };
+    removed.map_err(|e| map_io(path, &e))
+}
