@@ -1,0 +1,93 @@
+//! Parallel tool calls, with a guard against two changes to one path.
+//!
+//! Models often emit several tool calls at once. Reads may run in any
+//! order, but two calls that change the same path (or a path and a
+//! directory above it) would race: the later write silently undoes the
+//! earlier edit. In one batch the first such call runs and the others are
+//! refused with a clear error, so the model repeats them afterwards.
+
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use sandbay_core::{Error, VPath};
+
+use crate::output::ToolOutput;
+use crate::spec::ToolName;
+use crate::toolbox::Toolbox;
+
+/// The path a call would change, if it is a mutating call with a valid
+/// path (a call with a bad path fails on its own).
+fn target(name: &str, args: &Value) -> Option<(ToolName, VPath)> {
+    let tool = ToolName::parse(name).filter(|t| t.is_mutating())?;
+    let object = match args {
+        Value::String(text) => serde_json::from_str::<Value>(text).ok()?,
+        other => other.clone(),
+    };
+    let raw = object.get("file_path")?.as_str()?;
+    Some((tool, VPath::parse(raw).ok()?))
+}
+
+fn overlaps(a: &VPath, b: &VPath) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
+impl Toolbox {
+    /// Runs a batch of calls concurrently and returns one output per
+    /// call, in order.
+    ///
+    /// When two calls would change the same path (`write_file`,
+    /// `edit_file` or `delete` on one path, or on a path and a directory
+    /// above it), the first one runs and the later ones are refused
+    /// without touching anything.
+    pub async fn call_batch(&self, calls: Vec<(String, Value)>) -> Vec<ToolOutput> {
+        let mut claimed: Vec<(ToolName, VPath)> = Vec::new();
+        let mut refused: Vec<Option<ToolOutput>> = Vec::with_capacity(calls.len());
+        for (name, args) in &calls {
+            let verdict = target(name, args).and_then(|(tool, path)| {
+                match claimed.iter().find(|(_, other)| overlaps(&path, other)) {
+                    Some((other_tool, other_path)) => Some(ToolOutput::error(
+                        &Error::invalid_argument(format!(
+                            "another call in this batch ({other_tool} on {other_path}) already changes {path}; \
+parallel changes to one path are refused so that none is lost. \
+Repeat this {tool} call on its own once that one has finished"
+                        )),
+                    )),
+                    None => {
+                        claimed.push((tool, path));
+                        None
+                    }
+                }
+            });
+            refused.push(verdict);
+        }
+        let runs = calls
+            .into_iter()
+            .zip(refused)
+            .map(|((name, args), verdict)| async move {
+                match verdict {
+                    Some(out) => out,
+                    None => self.call(&name, args).await,
+                }
+            });
+        join_all(runs).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn targets() {
+        let t = target("edit_file", &json!({"file_path": "a/./b"})).unwrap();
+        assert_eq!((t.0, t.1.as_str()), (ToolName::EditFile, "/a/b"));
+        assert!(target("read_file", &json!({"file_path": "/a"})).is_none());
+        assert!(target("delete", &json!({"file_path": "../x"})).is_none());
+        assert!(target("write_file", &json!("{\"file_path\": \"/q\"}")).is_some());
+        let a = VPath::parse("/src").unwrap();
+        let b = VPath::parse("/src/a.rs").unwrap();
+        let c = VPath::parse("/srcx").unwrap();
+        assert!(overlaps(&a, &b) && overlaps(&b, &a) && !overlaps(&a, &c));
+    }
+}

@@ -1,1 +1,0 @@
-//! Conformance suite: one public async function per behaviour.
