@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use cap_std::fs::Dir;
 use sandbay_core::{
-    Backend, Capabilities, DirEntry, EditOutcome, EditRequest, GlobOutput, GlobRequest,
-    GrepOutput, GrepRequest, ReadRequest, Result, TextWindow, VPath, async_trait,
+    Backend, Capabilities, DirEntry, EditOutcome, EditRequest, GlobOutput, GlobRequest, GrepOutput,
+    GrepRequest, ReadRequest, Result, TextWindow, VPath, async_trait,
 };
 
 use crate::config::FsConfig;
@@ -135,7 +135,8 @@ impl Backend for FsBackend {
 
     async fn delete(&self, path: &VPath) -> Result<()> {
         let path = path.clone();
-        self.blocking(move |root, _| write::delete(root, &path)).await
+        self.blocking(move |root, _| write::delete(root, &path))
+            .await
     }
 
     async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {

@@ -113,7 +113,10 @@ impl FsProvider {
         .await
         .map_err(join_error)?
         .map_err(|e| Error::Unavailable {
-            message: format!("the workspace base directory cannot be opened ({})", e.kind()),
+            message: format!(
+                "the workspace base directory cannot be opened ({})",
+                e.kind()
+            ),
         })?;
         Ok(FsProvider {
             base: Arc::new(dir),
@@ -211,7 +214,9 @@ impl FsProvider {
     /// `invalid_argument` for the empty id.
     pub fn dir_name(id: &str) -> Result<String> {
         if id.is_empty() {
-            return Err(Error::invalid_argument("a user or session id must not be empty"));
+            return Err(Error::invalid_argument(
+                "a user or session id must not be empty",
+            ));
         }
         let mut name = String::with_capacity(id.len());
         let mut cut = None;
@@ -287,7 +292,10 @@ mod tests {
         for id in ids {
             let name = FsProvider::dir_name(id).unwrap();
             assert!(!name.is_empty() && name.len() <= 255, "{id:?} -> {name}");
-            assert!(name != "." && name != ".." && !name.starts_with('.'), "{name}");
+            assert!(
+                name != "." && name != ".." && !name.starts_with('.'),
+                "{name}"
+            );
             assert!(
                 name.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_~".contains(&b)),
@@ -354,6 +362,9 @@ mod tests {
                 }
             }
         }
-        assert!(offenders.is_empty(), "ambient authority outside the provider: {offenders:?}");
+        assert!(
+            offenders.is_empty(),
+            "ambient authority outside the provider: {offenders:?}"
+        );
     }
 }

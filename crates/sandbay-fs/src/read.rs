@@ -70,7 +70,11 @@ pub(crate) fn ls(root: &Dir, path: &VPath) -> Result<Vec<DirEntry>> {
 pub(crate) fn stat(root: &Dir, path: &VPath) -> Result<DirEntry> {
     let meta = root.metadata(rel(path)).map_err(|e| map_io(path, &e))?;
     let kind = kind_of(meta.file_type());
-    let size = if kind == EntryKind::File { meta.len() } else { 0 };
+    let size = if kind == EntryKind::File {
+        meta.len()
+    } else {
+        0
+    };
     Ok(DirEntry {
         path: path.clone(),
         kind,

@@ -72,10 +72,9 @@ pub(crate) fn edit(
     request: &EditRequest,
     config: &FsConfig,
 ) -> Result<EditOutcome> {
-    if request.old.is_empty() {
-        // The shared rule's own refusal, before touching the disk.
-        apply_edit(path, "", request)?;
-    }
+    // Checks run in the order every backend uses: the file (not_found,
+    // is_directory), its size, text or not, then the edit rules (which
+    // refuse an empty `old`).
     if path.is_root() {
         return Err(Error::IsDirectory { path: path.clone() });
     }
@@ -83,13 +82,7 @@ pub(crate) fn edit(
     let dir = root.open_dir(&target.dir).map_err(|e| map_io(path, &e))?;
     // The target is not a symlink now; if one is swapped in, `O_NOFOLLOW`
     // makes the open fail instead of following it.
-    let file = open_regular(
-        &dir,
-        target.name.as_ref(),
-        FollowSymlinks::No,
-        path,
-        config,
-    )?;
+    let file = open_regular(&dir, target.name.as_ref(), FollowSymlinks::No, path, config)?;
     let permissions = file.meta.permissions();
     let bytes = file.read_all_limited(path, config.limits.max_text_file_bytes)?;
     let text = match String::from_utf8(bytes) {
@@ -97,8 +90,14 @@ pub(crate) fn edit(
         _ => return Err(Error::BinaryFile { path: path.clone() }),
     };
     let (new, replacements) = apply_edit(path, &text, request)?;
-    replace(&dir, &target.name, new.as_bytes(), Some(permissions), config)
-        .map_err(|e| map_io(path, &e))?;
+    replace(
+        &dir,
+        &target.name,
+        new.as_bytes(),
+        Some(permissions),
+        config,
+    )
+    .map_err(|e| map_io(path, &e))?;
     Ok(EditOutcome { replacements })
 }
 

@@ -1,0 +1,136 @@
+//! The provider: per-user, per-session roots under one base directory.
+
+mod common;
+
+use sandbay_core::{Backend, BackendExt, VPath};
+use sandbay_fs::FsProvider;
+
+fn p(s: &str) -> VPath {
+    VPath::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn users_and_sessions_are_isolated() {
+    let base = tempfile::Builder::new()
+        .prefix("sandbay-fs-provider-")
+        .tempdir()
+        .unwrap();
+    let provider = FsProvider::open(base.path().join("nested/base"))
+        .await
+        .unwrap();
+    let ids = [("A", "1"), ("A", "2"), ("B", "1"), ("a", "1")];
+    for (user, session) in ids {
+        let fs = provider.session(user, session).await.unwrap();
+        fs.write(&p("/file.txt"), &format!("{user}{session}"))
+            .await
+            .unwrap();
+    }
+    for (user, session) in ids {
+        let fs = provider.session(user, session).await.unwrap();
+        assert_eq!(
+            fs.read_to_string(&p("/file.txt")).await.unwrap(),
+            format!("{user}{session}")
+        );
+        let host = provider.session_path(user, session).unwrap();
+        assert!(host.starts_with(base.path()));
+        assert_eq!(
+            std::fs::read_to_string(host.join("file.txt")).unwrap(),
+            format!("{user}{session}")
+        );
+    }
+    provider.remove_session("A", "1").await.unwrap();
+    assert!(!provider.session_path("A", "1").unwrap().exists());
+    assert!(provider.session_path("A", "2").unwrap().exists());
+    provider.remove_user("A").await.unwrap();
+    assert!(!provider.session_path("A", "2").unwrap().exists());
+    assert_eq!(
+        provider.remove_user("A").await.unwrap_err().code().as_str(),
+        "not_found"
+    );
+    // a fresh session of a removed user starts empty
+    let fs = provider.session("A", "1").await.unwrap();
+    assert!(fs.ls(&VPath::root()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn hostile_ids_stay_below_the_base() {
+    let parent = tempfile::Builder::new()
+        .prefix("sandbay-fs-provider-")
+        .tempdir()
+        .unwrap();
+    let base = parent.path().join("base");
+    let provider = FsProvider::open(&base).await.unwrap();
+    let long = "x".repeat(10_000);
+    let hostile = [
+        "..",
+        "../..",
+        "/",
+        "/etc",
+        ".",
+        "a/../../b",
+        "a\0b",
+        "日本語",
+        &long,
+        "~",
+        "_2e_2e",
+    ];
+    for id in hostile {
+        let fs = provider.session(id, id).await.unwrap();
+        fs.write(&p("/marker"), id).await.unwrap();
+    }
+    // nothing escaped: the parent holds only the base
+    let names: Vec<_> = std::fs::read_dir(parent.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["base"]);
+    // one directory per distinct id, each with its own marker
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), hostile.len());
+    for id in hostile {
+        let fs = provider.session(id, id).await.unwrap();
+        assert_eq!(fs.read_to_string(&p("/marker")).await.unwrap(), id);
+    }
+    assert_eq!(
+        provider.session("", "s").await.unwrap_err().code().as_str(),
+        "invalid_argument"
+    );
+}
+
+#[tokio::test]
+async fn a_planted_symlink_is_not_followed() {
+    let parent = tempfile::Builder::new()
+        .prefix("sandbay-fs-provider-")
+        .tempdir()
+        .unwrap();
+    let base = parent.path().join("base");
+    let outside = parent.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let provider = FsProvider::open(&base).await.unwrap();
+    let user_dir = base.join(FsProvider::dir_name("mallory").unwrap());
+    std::os::unix::fs::symlink(&outside, &user_dir).unwrap();
+    let err = provider.session("mallory", "s").await.unwrap_err();
+    assert_eq!(err.code().as_str(), "permission_denied", "{err}");
+    assert!(!err.to_string().contains(parent.path().to_str().unwrap()));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn open_errors_name_no_host_path() {
+    let parent = tempfile::Builder::new()
+        .prefix("sandbay-fs-provider-")
+        .tempdir()
+        .unwrap();
+    let file = parent.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = FsProvider::open(file.join("base")).await.unwrap_err();
+    assert_eq!(err.code().as_str(), "unavailable");
+    assert!(
+        !err.to_string().contains(parent.path().to_str().unwrap()),
+        "{err}"
+    );
+    let err = sandbay_fs::open_root(parent.path().join("missing"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().as_str(), "unavailable");
+    assert!(!err.to_string().contains("missing"), "{err}");
+}
