@@ -61,6 +61,9 @@ impl GrepPlan {
         let matcher = RegexMatcherBuilder::new()
             .case_insensitive(request.case_insensitive)
             .fixed_strings(request.literal)
+            // `^`/`$` at line ends, `\r\n` included (as ripgrep does:
+            // CRLF anchoring only applies in multi-line mode)
+            .multi_line(true)
             .crlf(true)
             .line_terminator(Some(b'\n'))
             .size_limit(REGEX_SIZE_LIMIT)
@@ -283,6 +286,20 @@ mod tests {
         let out = run(req, &[("/a.rs", "x\0"), ("/b.rs", "x"), ("/c.py", "x")]);
         assert_eq!(out.files.len(), 1);
         assert_eq!(out.files[0].path.as_str(), "/b.rs");
+    }
+
+    #[test]
+    fn anchors_work_on_crlf_lines() {
+        let files = [
+            ("/dos", "first\r\nhello there\r\n"),
+            ("/unix", "hello there\n"),
+        ];
+        for pattern in ["there$", "^hello", "^hello there$"] {
+            let out = run(GrepRequest::new(pattern), &files);
+            assert_eq!(out.files.len(), 2, "{pattern}");
+        }
+        let out = run(GrepRequest::new("first$"), &files);
+        assert_eq!(out.files.len(), 1);
     }
 
     #[test]
