@@ -5,6 +5,12 @@
 //! directory above it) would race: the later write silently undoes the
 //! earlier edit. In one batch the first such call runs and the others are
 //! refused with a clear error, so the model repeats them afterwards.
+//!
+//! Callers that receive calls one by one but run them concurrently (an
+//! MCP server) use [`Toolbox::call_guarded`], which applies the same rule
+//! to the calls running at the same moment.
+
+use std::sync::Mutex;
 
 use futures_util::future::join_all;
 use serde_json::Value;
@@ -31,7 +37,60 @@ fn overlaps(a: &VPath, b: &VPath) -> bool {
     a.starts_with(b) || b.starts_with(a)
 }
 
+/// Mutating calls running right now through [`Toolbox::call_guarded`].
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    running: Mutex<Vec<(u64, ToolName, VPath)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// Removes its entry from [`InFlight`] when the call ends or is dropped.
+struct Claim<'a> {
+    set: &'a InFlight,
+    id: u64,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut running = self.set.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.retain(|(id, _, _)| *id != self.id);
+    }
+}
+
+impl InFlight {
+    /// Claims `path` for `tool`, or says which running call holds it.
+    fn claim(&self, tool: ToolName, path: VPath) -> Result<Claim<'_>, (ToolName, VPath)> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, t, p)) = running.iter().find(|(_, _, p)| overlaps(&path, p)) {
+            return Err((*t, p.clone()));
+        }
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        running.push((id, tool, path));
+        Ok(Claim { set: self, id })
+    }
+}
+
 impl Toolbox {
+    /// Runs one call, refusing a change to a path that another call
+    /// started through this method (on this toolbox or a clone) is still
+    /// changing.
+    ///
+    /// For callers that run calls concurrently as they arrive, such as an
+    /// MCP server; non-mutating calls run as with [`Toolbox::call`].
+    pub async fn call_guarded(&self, name: &str, args: Value) -> ToolOutput {
+        let Some((tool, path)) = target(name, &args) else {
+            return self.call(name, args).await;
+        };
+        match self.in_flight.claim(tool, path.clone()) {
+            Ok(_claim) => self.call(name, args).await,
+            Err((other_tool, other_path)) => ToolOutput::error(&Error::invalid_argument(format!(
+                "another call that is still running ({other_tool} on {other_path}) already changes {path}; \
+parallel changes to one path are refused so that none is lost. \
+Repeat this {tool} call on its own once that one has finished"
+            ))),
+        }
+    }
+
     /// Runs a batch of calls concurrently and returns one output per
     /// call, in order.
     ///
@@ -89,5 +148,34 @@ mod tests {
         let b = VPath::parse("/src/a.rs").unwrap();
         let c = VPath::parse("/srcx").unwrap();
         assert!(overlaps(&a, &b) && overlaps(&b, &a) && !overlaps(&a, &c));
+    }
+
+    #[tokio::test]
+    async fn running_changes_block_overlapping_ones() {
+        let backend = std::sync::Arc::new(sandbay_state::StateBackend::default());
+        let tb = Toolbox::new(backend);
+        let dir = VPath::parse("/src").unwrap();
+        let claim = tb.in_flight.claim(ToolName::Delete, dir.clone()).unwrap();
+        assert!(tb.in_flight.claim(ToolName::Delete, dir.clone()).is_err());
+        let out = tb
+            .call_guarded("write_file", json!({"file_path": "/src/a", "content": "x"}))
+            .await;
+        assert_eq!(
+            out.text,
+            "Error: invalid argument: another call that is still running (delete on /src) already changes /src/a; \
+parallel changes to one path are refused so that none is lost. Repeat this write_file call on its own once that one has finished"
+        );
+        // other paths and reads are not held up
+        let out = tb
+            .call_guarded("write_file", json!({"file_path": "/b", "content": "x"}))
+            .await;
+        assert_eq!(out.text, "Wrote 1 byte (1 line) to /b.");
+        assert!(!tb.call_guarded("ls", json!({"path": "/"})).await.is_error);
+        drop(claim);
+        let out = tb
+            .call_guarded("write_file", json!({"file_path": "/src/a", "content": "x"}))
+            .await;
+        assert_eq!(out.text, "Wrote 1 byte (1 line) to /src/a.");
+        assert!(tb.in_flight.running.lock().unwrap().is_empty());
     }
 }

@@ -32,6 +32,7 @@ pub struct Toolbox {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) sandbox: Option<Arc<dyn Sandbox>>,
     pub(crate) config: Arc<ToolConfig>,
+    pub(crate) in_flight: Arc<crate::batch::InFlight>,
 }
 
 impl Toolbox {
@@ -41,6 +42,7 @@ impl Toolbox {
             backend,
             sandbox: None,
             config: Arc::new(ToolConfig::default()),
+            in_flight: Arc::default(),
         }
     }
 
@@ -53,6 +55,7 @@ impl Toolbox {
             backend,
             sandbox: Some(sandbox),
             config: Arc::new(ToolConfig::default()),
+            in_flight: Arc::default(),
         }
     }
 
