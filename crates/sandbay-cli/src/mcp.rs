@@ -1,0 +1,102 @@
+//! `sandbay mcp --backend state|fs[=DIR]|docker`: serves the agent tools
+//! of one workspace to an MCP client over standard input and output.
+//!
+//! * `state`: a fresh in-memory workspace that lives as long as the
+//!   server;
+//! * `fs`: the current directory; `fs=DIR`: the directory `DIR` (created
+//!   if missing); every file operation stays inside it;
+//! * `docker`: a container workspace, once the Docker backend ships.
+//!
+//! Standard output carries the protocol; logs go to standard error.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sandbay_mcp::McpServer;
+use sandbay_middleware::Toolbox;
+
+/// Which workspace to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BackendSpec {
+    /// An in-memory workspace.
+    State,
+    /// A host directory (the current one when `None`).
+    Fs(Option<PathBuf>),
+    /// A Docker container.
+    Docker,
+}
+
+/// A backend spec that is none of the known forms.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown backend {0:?}: use state, fs, fs=DIR or docker")]
+pub(crate) struct UnknownBackend(String);
+
+impl std::str::FromStr for BackendSpec {
+    type Err = UnknownBackend;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        match spec {
+            "state" => Ok(BackendSpec::State),
+            "fs" => Ok(BackendSpec::Fs(None)),
+            "docker" => Ok(BackendSpec::Docker),
+            other => match other.strip_prefix("fs=") {
+                Some(dir) if !dir.is_empty() => Ok(BackendSpec::Fs(Some(PathBuf::from(dir)))),
+                _ => Err(UnknownBackend(other.to_owned())),
+            },
+        }
+    }
+}
+
+/// Runs the MCP server on the backend named by `backend_spec` until the
+/// client disconnects.
+pub(crate) async fn run(backend_spec: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let spec: BackendSpec = backend_spec.parse()?;
+    let toolbox = open(&spec).await?;
+    tracing::info!(backend = %backend_spec, "serving MCP on stdio");
+    McpServer::new(toolbox).serve_stdio().await?;
+    Ok(())
+}
+
+/// Builds the toolbox for a backend spec.
+async fn open(spec: &BackendSpec) -> Result<Toolbox, Box<dyn std::error::Error>> {
+    match spec {
+        BackendSpec::State => Ok(Toolbox::new(Arc::new(
+            sandbay_state::StateBackend::default(),
+        ))),
+        BackendSpec::Fs(dir) => {
+            let dir = match dir {
+                Some(dir) => dir.clone(),
+                None => std::env::current_dir()?,
+            };
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create the workspace directory {}: {e}", dir.display()))?;
+            let root = sandbay_fs::open_root(&dir).await?;
+            Ok(Toolbox::new(Arc::new(sandbay_fs::FsBackend::new(root))))
+        }
+        BackendSpec::Docker => Err(
+            "the docker backend is not available yet: sandbay-docker does not provide a sandbox to serve; \
+use --backend state or --backend fs[=DIR]"
+                .into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse() {
+        assert_eq!("state".parse::<BackendSpec>().unwrap(), BackendSpec::State);
+        assert_eq!("fs".parse::<BackendSpec>().unwrap(), BackendSpec::Fs(None));
+        assert_eq!(
+            "fs=/tmp/ws".parse::<BackendSpec>().unwrap(),
+            BackendSpec::Fs(Some(PathBuf::from("/tmp/ws")))
+        );
+        assert_eq!("docker".parse::<BackendSpec>().unwrap(), BackendSpec::Docker);
+        for bad in ["", "fs=", "memory", "FS"] {
+            let err = bad.parse::<BackendSpec>().unwrap_err();
+            assert!(err.to_string().contains("use state, fs, fs=DIR or docker"), "{err}");
+        }
+    }
+}
