@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs the MCP round trip with the official Python MCP client (PyPI `mcp`).
+#
+#   tests/mcp/run.sh [--transcript FILE]
+#
+# Creates target/mcp-venv and installs the pinned client there when missing,
+# builds the server (`sandbay mcp` when the CLI has that subcommand, else the
+# sandbay-mcp `mcp_stdio` example, which runs the same module), runs
+# tests/mcp/client_test.py against the state and fs backends, and ends with
+# `mcp: N passed, N failed`. Exits non-zero on any failure.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+venv="$root/target/mcp-venv"
+client_version="2.3.0"
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+
+if ! "$venv/bin/python" -c "import mcp, sys; sys.exit(0 if __import__('importlib.metadata').metadata.version('mcp') == '$client_version' else 1)" 2>/dev/null; then
+    echo "mcp: installing the Python MCP client $client_version into target/mcp-venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "mcp==$client_version"
+fi
+
+cd "$root"
+server=()
+if cargo build --quiet -p sandbay-cli 2>/dev/null && "$target_dir/debug/sandbay" mcp --help >/dev/null 2>&1; then
+    server=("$target_dir/debug/sandbay" mcp)
+else
+    cargo build --quiet -p sandbay-mcp --example mcp_stdio
+    server=("$target_dir/debug/examples/mcp_stdio")
+fi
+echo "mcp: server command: ${server[*]#$root/}" >&2
+
+exec "$venv/bin/python" "$root/tests/mcp/client_test.py" "$@" -- "${server[@]}"
