@@ -71,11 +71,12 @@ impl Node {
     }
 }
 
-/// The refusal for writing or deleting the workspace root.
-pub(crate) fn root_refused(path: &VPath, what: &str) -> Error {
+/// The refusal for writing or deleting the workspace root (the same
+/// fixed reason as the disk backend's).
+pub(crate) fn root_refused(path: &VPath) -> Error {
     Error::PermissionDenied {
         path: path.clone(),
-        reason: format!("the workspace root cannot be {what}"),
+        reason: "the workspace root itself cannot be changed".into(),
     }
 }
 
@@ -134,7 +135,7 @@ impl Tree {
     pub(crate) fn check_put(&self, path: &VPath) -> Result<u64> {
         let names: Vec<&str> = path.components().collect();
         let Some((last, parents)) = names.split_last() else {
-            return Err(root_refused(path, "written"));
+            return Err(root_refused(path));
         };
         let mut node = &self.root;
         for name in parents {
@@ -163,7 +164,7 @@ impl Tree {
         let old = self.check_put(path)?;
         let names: Vec<&str> = path.components().collect();
         let Some((last, parents)) = names.split_last() else {
-            return Err(root_refused(path, "written"));
+            return Err(root_refused(path));
         };
         let mut dir = match &mut self.root {
             Node::Dir(d) => d,
@@ -265,7 +266,7 @@ impl Tree {
     pub(crate) fn remove(&mut self, path: &VPath) -> Result<()> {
         let names: Vec<&str> = path.components().collect();
         let Some((last, parents)) = names.split_last() else {
-            return Err(root_refused(path, "deleted"));
+            return Err(root_refused(path));
         };
         let mut node = &mut self.root;
         for name in parents {
