@@ -1,2 +1,73 @@
 //! The sandbay command line.
-fn main() {}
+//!
+//! ```text
+//! sandbay demo                        the requirement's multi-user scenario, measured live
+//! sandbay mcp --backend state|fs[=DIR]|docker   an MCP server over stdio with the agent tools
+//! ```
+#![forbid(unsafe_code)]
+
+mod demo;
+mod mcp;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Isolated workspaces for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "sandbay", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the multi-user scenario on every available backend and print
+    /// what is isolated, measured live.
+    Demo,
+    /// Serve the agent tools for one workspace as an MCP server over stdio.
+    Mcp {
+        /// The workspace: `state` (in memory), `fs` (a new temporary
+        /// directory), `fs=DIR` (an existing directory) or `docker`.
+        #[arg(long, default_value = "state")]
+        backend: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sandbay: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Demo => match runtime.block_on(demo::run()) {
+            Ok(table) => {
+                println!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sandbay demo: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Mcp { backend } => match runtime.block_on(mcp::run(&backend)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sandbay mcp: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

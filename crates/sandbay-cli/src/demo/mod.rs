@@ -1,0 +1,119 @@
+//! `sandbay demo`: the requirement's multi-user scenario, run live on
+//! every backend available here, printed as one table.
+//!
+//! Users A and B, two sessions each, write the same path with different
+//! content; each reads back, lists and greps. Where a backend can run
+//! commands, probes check processes, `/tmp`, a bounded fork bomb, a
+//! memory hog, the network and host files. Every cell is measured now.
+
+mod probes;
+mod table;
+mod targets;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use probes::Scenario;
+pub(crate) use probes::Workspace;
+use table::Table;
+
+/// A backend the demo can open workspaces on.
+pub(crate) trait Target: Send + Sync {
+    /// Column title.
+    fn name(&self) -> String;
+    /// Opens (or creates) the workspace of `user`/`session`.
+    fn open<'a>(
+        &'a self,
+        user: &'a str,
+        session: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Workspace, String>> + Send + 'a>>;
+    /// Releases everything the target created.
+    fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
+}
+
+type Probe = for<'a> fn(&'a Scenario) -> Pin<Box<dyn Future<Output = String> + Send + 'a>>;
+
+fn rows() -> Vec<(&'static str, Probe)> {
+    vec![
+        ("files: users A and B", |s| {
+            Box::pin(probes::users_isolated(s))
+        }),
+        ("files: sessions 1 and 2", |s| {
+            Box::pin(probes::sessions_isolated(s))
+        }),
+        ("ls and grep", |s| Box::pin(probes::listing_scoped(s))),
+        ("path escapes", |s| Box::pin(probes::escapes(s))),
+        ("file op latency", |s| Box::pin(probes::file_latency(&s.a1))),
+        ("commands", |s| {
+            let cell = probes::command_level(&s.a1);
+            Box::pin(async move { cell })
+        }),
+        ("processes (ps in A)", |s| Box::pin(probes::processes(s))),
+        ("/tmp (rm in A)", |s| Box::pin(probes::tmp_shared(s))),
+        ("fork bomb in A", |s| Box::pin(probes::fork_bomb(s))),
+        ("memory hog in A (1 GiB)", |s| {
+            Box::pin(probes::memory_hog(s))
+        }),
+        ("network (host 127.0.0.1)", |s| Box::pin(probes::network(s))),
+        ("host files outside", |s| Box::pin(probes::host_files(s))),
+    ]
+}
+
+async fn scenario(target: &dyn Target) -> Result<Scenario, String> {
+    Ok(Scenario {
+        a1: target.open("user-a", "session-1").await?,
+        a2: target.open("user-a", "session-2").await?,
+        b1: target.open("user-b", "session-1").await?,
+        b2: target.open("user-b", "session-2").await?,
+    })
+}
+
+/// Runs the demo and returns the rendered table.
+pub(crate) async fn run() -> Result<String, String> {
+    let mut targets = targets::available().await;
+    let mut table = Table::default();
+    let probes = rows();
+    let mut columns: Vec<Vec<String>> = Vec::new();
+    for (target, note) in &mut targets {
+        let name = target.name();
+        eprintln!(
+            "demo: probing {name}{}",
+            note.as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        );
+        table.columns.push(name);
+        let cells = match scenario(target.as_ref()).await {
+            Err(e) => probes.iter().map(|_| format!("error: {e}")).collect(),
+            Ok(s) => {
+                let mut cells = Vec::new();
+                match probes::seed(&s).await {
+                    Err(e) => cells.extend(probes.iter().map(|_| format!("error: {e}"))),
+                    Ok(()) => {
+                        for (_, probe) in &probes {
+                            cells.push(probe(&s).await);
+                        }
+                    }
+                }
+                cells
+            }
+        };
+        target.close().await;
+        columns.push(cells);
+    }
+    for (i, (label, _)) in probes.iter().enumerate() {
+        table.rows.push((
+            label.to_string(),
+            columns.iter().map(|c| c[i].clone()).collect(),
+        ));
+    }
+    let mut out = table.render();
+    for (target, note) in &targets {
+        if let Some(note) = note {
+            out.push_str(&format!("\n{}: {note}", target.name()));
+        }
+    }
+    Ok(out)
+}
