@@ -1,2 +1,43 @@
-//! One container per user for sandbay (bollard): limits, no network, non-root, nothing leaked.
+//! One container per user for sandbay (bollard): limits, no network,
+//! non-root, nothing leaked.
+//!
+//! [`DockerSandbox`] implements [`sandbay_core::Sandbox`] with one Docker
+//! container per sandbox, made from a [`DockerConfig`] whose defaults are
+//! the safe ones: memory limit with swap pinned, half a CPU, a process
+//! limit, no network, a read-only root filesystem, every capability
+//! dropped, `no-new-privileges`, an unprivileged user, an init as PID 1, a
+//! size-capped private `/tmp`, and labels naming sandbay, the owner and
+//! the creation time. [`reap_orphans`] removes what a crashed process
+//! left; [`ensure_image`] checks and pulls images with progress events.
+//!
+//! # Dependencies and why
+//!
+//! * `sandbay-core`: the contract and the shared text rules (windowing,
+//!   edit, glob, grep), so results match every other backend byte for byte.
+//! * `bollard`: the Docker Engine API client (unix socket and TCP).
+//! * `tokio`, `futures-util`: the async runtime, streams of attached output.
+//! * `async-trait`: the object-safe async traits of the contract.
+//! * `tar`: (reserved for archive transfers).
+//! * `base64`: binary-safe stdin and file bodies through the shell runner.
+//! * `memchr`: fast marker search in streamed command output.
+//! * `uuid`: random sandbox ids and per-command tokens.
+//! * `thiserror`: the internal daemon error type; `tracing`: logs.
+#![doc = include_str!("../docs.md")]
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod client;
+mod config;
+mod exec;
+mod files;
+mod image;
+mod labels;
+mod reap;
+mod sandbox;
+
+pub use client::{DEFAULT_API_TIMEOUT, DockerClient};
+pub use config::{DEFAULT_IMAGE, DEFAULT_USER, DockerConfig, FileMode, PullPolicy, WORKSPACE};
+pub use image::{PullEvent, ensure_image, pull};
+pub use labels::{CREATED, MANAGED, OWNER, PROCESS, SANDBOX};
+pub use reap::{ReapOptions, ReapReport, reap_orphans};
+pub use sandbox::DockerSandbox;

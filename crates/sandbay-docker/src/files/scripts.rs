@@ -1,0 +1,192 @@
+//! In-container file operations (busybox `sh`), for workspaces that live
+//! in a Docker volume (a remote daemon, or [`crate::FileMode::Container`]).
+//!
+//! Every script starts with [`LIB`]. Paths arrive relative to the
+//! workspace, already normalised by `VPath` (no `.`/`..`, no control
+//! characters, so never a newline). Symlinks are resolved component by
+//! component with the same rules as the host-side capability backend:
+//! an absolute target, or a relative one climbing above the workspace, is
+//! an escape. Errors are exit codes ([`code`]); the Rust side maps them to
+//! typed errors naming the virtual path.
+
+/// Exit codes of the scripts.
+pub(crate) mod code {
+    /// No such file or directory.
+    pub(crate) const NOT_FOUND: i32 = 10;
+    /// A directory where a file was expected.
+    pub(crate) const IS_DIR: i32 = 11;
+    /// A file where a directory was expected.
+    pub(crate) const NOT_DIR: i32 = 12;
+    /// The path leads outside the workspace.
+    pub(crate) const ESCAPE: i32 = 13;
+    /// Access refused by permissions.
+    pub(crate) const ACCESS: i32 = 14;
+    /// Another input/output failure.
+    pub(crate) const IO: i32 = 15;
+    /// Not a regular file (FIFO, socket, device).
+    pub(crate) const SPECIAL: i32 = 16;
+    /// The operation is not allowed on the workspace root.
+    pub(crate) const ROOT: i32 = 17;
+    /// The file is larger than the limit (its size is on stderr).
+    pub(crate) const TOO_LARGE: i32 = 18;
+    /// Too many levels of symbolic links.
+    pub(crate) const LOOP: i32 = 19;
+}
+
+/// Shared helpers: `__res REL FOLLOW` sets `R` to the container path of
+/// `REL`, following symlinks (the last component only when `FOLLOW` is 1);
+/// `__take N` copies exactly N bytes from stdin to stdout.
+pub(crate) const LIB: &str = r#"W=/workspace
+__res() {
+  __d= __todo=$1 __h=0
+  while [ -n "$__todo" ]; do
+    __c=${__todo%%/*}
+    if [ "$__c" = "$__todo" ]; then __todo=; else __todo=${__todo#*/}; fi
+    case $__c in
+      ''|.) continue ;;
+      ..) [ -z "$__d" ] && exit 13
+          case $__d in */*) __d=${__d%/*} ;; *) __d= ;; esac
+          continue ;;
+    esac
+    __p=$W${__d:+/$__d}/$__c
+    if [ -L "$__p" ] && { [ -n "$__todo" ] || [ "$2" = 1 ]; }; then
+      __h=$((__h+1)); [ "$__h" -gt 40 ] && exit 19
+      __t=$(readlink -- "$__p") || exit 15
+      case $__t in /*|'') exit 13 ;; esac
+      __todo=$__t${__todo:+/$__todo}
+      continue
+    fi
+    if [ -n "$__todo" ] && [ -e "$__p" ] && [ ! -d "$__p" ]; then exit 12; fi
+    __d=${__d:+$__d/}$__c
+  done
+  R=$W${__d:+/$__d}
+}
+__take() {
+  __n=$1
+  if [ "$__n" -ge 65536 ]; then dd bs=65536 count=$((__n / 65536)) iflag=fullblock 2>/dev/null; fi
+  __n=$((__n % 65536))
+  if [ "$__n" -gt 0 ]; then dd bs=$__n count=1 iflag=fullblock 2>/dev/null; fi
+  return 0
+}
+__file() {
+  [ -e "$R" ] || exit 10
+  [ -d "$R" ] && exit 11
+  [ -f "$R" ] || exit 16
+  [ -r "$R" ] || exit 14
+  return 0
+}
+"#;
+
+/// `$1` = path. Prints `<mode hex> <size>` of the path, links followed.
+pub(crate) const STAT: &str = r#"__res "$1" 1
+[ -e "$R" ] || exit 10
+stat -c '%f %s' -- "$R" || exit 15"#;
+
+/// `$1` = directory. Prints `<mode hex> <size> <path>//` for each entry
+/// (`//` cannot occur inside a path, so it ends records safely).
+pub(crate) const LS: &str = r#"__res "$1" 1
+if [ ! -d "$R" ]; then [ -e "$R" ] && exit 12; exit 10; fi
+[ -r "$R" ] && [ -x "$R" ] || exit 14
+find "$R" -mindepth 1 -maxdepth 1 -exec stat -c '%f %s %n//' {} + 2>/dev/null
+exit 0"#;
+
+/// `$1` = file. Writes the file's bytes to stdout.
+pub(crate) const CAT: &str = r#"__res "$1" 1
+__file
+exec cat -- "$R""#;
+
+/// `$1` = file, `$2` = size limit. Like [`CAT`], but refuses a file over the limit.
+pub(crate) const CAT_LIMITED: &str = r#"__res "$1" 1
+__file
+s=$(stat -c %s -- "$R") || exit 15
+if [ "$s" -gt "$2" ]; then echo "$s" >&2; exit 18; fi
+exec cat -- "$R""#;
+
+/// stdin: one path per line. For each, in order, prints
+/// `F <index> <status>\n`, and for status 0 the file in base64 and a
+/// line `.` (base64 never contains a dot).
+pub(crate) const CAT_MANY: &str = r#"i=0
+while IFS= read -r rel; do
+  st=0
+  R=$( __res "$rel" 1; __file; printf %s "$R" ) || st=$?
+  printf 'F %s %s\n' "$i" "$st"
+  if [ "$st" = 0 ]; then base64 -- "$R" 2>/dev/null; printf '\n.\n'; fi
+  i=$((i+1))
+done
+exit 0"#;
+
+/// stdin: for each item a path line, a length line, then that many bytes.
+/// Writes each file atomically (temp file + rename), creating parents.
+/// Prints `<index> <status>` per item.
+pub(crate) const PUT_MANY: &str = r#"i=0
+while IFS= read -r rel && IFS= read -r n; do
+  st=0
+  if [ -z "$rel" ]; then st=17; else
+    R=$( __res "$rel" 1
+         [ -d "$R" ] && exit 11
+         P=${R%/*}
+         if [ ! -d "$P" ]; then
+           mkdir -p -- "$P" 2>/dev/null || { [ -e "$P" ] && exit 12; exit 14; }
+         fi
+         [ -w "$P" ] || exit 14
+         printf %s "$R" ) || st=$?
+  fi
+  if [ "$st" = 0 ]; then
+    T=${R%/*}/.sandbay-put.$$.$i
+    if __take "$n" | { cat > "$T" 2>/dev/null || { cat > /dev/null; false; }; }; then
+      mv -f -- "$T" "$R" 2>/dev/null || { rm -f -- "$T"; st=15; }
+    else
+      rm -f -- "$T"; st=15
+    fi
+  else
+    __take "$n" > /dev/null
+  fi
+  printf '%s %s\n' "$i" "$st"
+  i=$((i+1))
+done
+exit 0"#;
+
+/// `$1` = path. Removes it (a symlink itself, a directory recursively).
+pub(crate) const DELETE: &str = r#"[ -z "$1" ] && exit 17
+case $1 in */*) __res "${1%/*}" 1; P=$R ;; *) P=$W ;; esac
+T=$P/${1##*/}
+[ -e "$T" ] || [ -L "$T" ] || exit 10
+rm -rf -- "$T" 2>/dev/null || exit 14
+[ -e "$T" ] || [ -L "$T" ] && exit 14
+exit 0"#;
+
+/// `$1` = directory, `$2` = size limit (or empty). Prints, NUL-separated,
+/// the resolved directory, then the container path of every regular file
+/// below it (symlinks are not followed), only files up to the limit when
+/// one is given. A file path gives the file itself.
+pub(crate) const FIND_FILES: &str = r#"__res "$1" 1
+printf '%s\0' "$R"
+if [ -d "$R" ]; then
+  if [ -n "$2" ]; then
+    find "$R" -mindepth 1 -type f -size -$(($2 + 1))c -print0 2>/dev/null
+  else
+    find "$R" -mindepth 1 -type f -print0 2>/dev/null
+  fi
+elif [ -f "$R" ]; then
+  printf '%s\0' "$R"
+elif [ -e "$R" ]; then
+  exit 16
+else
+  exit 10
+fi
+exit 0"#;
+
+/// The full text of an operation script with its positional arguments.
+pub(crate) fn script(op: &str, args: &[&str]) -> String {
+    let mut s = String::with_capacity(LIB.len() + op.len() + 64);
+    s.push_str("set --");
+    for a in args {
+        s.push(' ');
+        s.push_str(&crate::exec::scripts::quote(a));
+    }
+    s.push('\n');
+    s.push_str(LIB);
+    s.push_str(op);
+    s.push('\n');
+    s
+}

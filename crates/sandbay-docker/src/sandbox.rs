@@ -1,0 +1,404 @@
+//! [`DockerSandbox`]: one container per sandbox, its lifecycle, and the
+//! [`Backend`]/[`Sandbox`] implementation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, MountVolumeOptions,
+    MountVolumeOptionsDriverConfig,
+};
+use sandbay_core::{
+    Backend, Capabilities, DirEntry, EditOutcome, EditRequest, Error, ExecOutput, ExecRequest,
+    GlobOutput, GlobRequest, GrepOutput, GrepRequest, Isolation, Limits, ReadRequest, Result,
+    Sandbox, TextWindow, VPath, async_trait,
+};
+
+use crate::client::{ApiError, DockerClient};
+use crate::config::{DockerConfig, FileMode, PullPolicy, WORKSPACE};
+use crate::exec::{Executor, Runner};
+use crate::files::ContainerFiles;
+use crate::{image, labels};
+
+/// Time limit of one internal file operation.
+const FILE_OP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A sandbox backed by one Docker container.
+///
+/// Made by [`DockerSandbox::create`]; removed by [`DockerSandbox::shutdown`],
+/// or, best effort, when dropped. Commands run as an unprivileged user
+/// with the limits of its [`DockerConfig`]; files live in `/workspace`.
+///
+/// ```no_run
+/// use sandbay_core::{BackendExt, ExecRequest, Sandbox, VPath};
+/// use sandbay_docker::{DockerClient, DockerConfig, DockerSandbox};
+///
+/// # async fn demo() -> sandbay_core::Result<()> {
+/// let client = DockerClient::connect().await?;
+/// let sandbox = DockerSandbox::create(&client, DockerConfig::default().with_owner("alice")).await?;
+/// sandbox.write_bytes(&VPath::parse("/hello.txt")?, b"hi\n".to_vec()).await?;
+/// let out = sandbox.execute(ExecRequest::new("cat hello.txt")).await?;
+/// assert_eq!(out.stdout, b"hi\n");
+/// sandbox.shutdown().await?;
+/// # Ok(()) }
+/// ```
+pub struct DockerSandbox {
+    id: String,
+    container: String,
+    client: DockerClient,
+    config: DockerConfig,
+    mode: FileMode,
+    exec: Arc<Executor>,
+    files: ContainerFiles,
+    volume: Option<String>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for DockerSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerSandbox")
+            .field("id", &self.id)
+            .field("container", &self.container)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+/// The parts of a container definition that depend on the file mode.
+struct Workspace {
+    mount: Mount,
+    volume: Option<String>,
+}
+
+fn volume_workspace(name: &str, config: &DockerConfig, labels: &HashMap<String, String>) -> Workspace {
+    let driver_config = config.workspace_bytes.map(|bytes| {
+        let mut o = format!("size={bytes},mode=0755");
+        if let (Some(uid), Some(gid)) = (config.uid(), config.gid()) {
+            o.push_str(&format!(",uid={uid},gid={gid}"));
+        }
+        MountVolumeOptionsDriverConfig {
+            name: Some("local".into()),
+            options: Some(HashMap::from([
+                ("type".to_string(), "tmpfs".to_string()),
+                ("device".to_string(), "tmpfs".to_string()),
+                ("o".to_string(), o),
+            ])),
+        }
+    });
+    Workspace {
+        mount: Mount {
+            target: Some(WORKSPACE.into()),
+            source: Some(name.into()),
+            typ: Some(MountType::VOLUME),
+            volume_options: Some(MountVolumeOptions {
+                labels: Some(labels.clone()),
+                driver_config,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        volume: Some(name.into()),
+    }
+}
+
+fn container_body(config: &DockerConfig, labels: HashMap<String, String>, workspace: &Workspace) -> ContainerCreateBody {
+    let mut security_opt = Vec::new();
+    if config.no_new_privileges {
+        security_opt.push("no-new-privileges".to_string());
+    }
+    let tmp = format!("rw,nosuid,nodev,size={},mode=1777", config.tmp_bytes);
+    let host_config = HostConfig {
+        memory: Some(config.memory_bytes),
+        memory_swap: Some(config.memory_bytes),
+        nano_cpus: Some(config.nano_cpus),
+        pids_limit: Some(config.pids_limit),
+        network_mode: Some(config.network_mode.clone()),
+        readonly_rootfs: Some(config.read_only_rootfs),
+        cap_drop: config.cap_drop_all.then(|| vec!["ALL".to_string()]),
+        cap_add: (!config.cap_add.is_empty()).then(|| config.cap_add.clone()),
+        security_opt: Some(security_opt),
+        init: Some(config.init),
+        tmpfs: Some(HashMap::from([("/tmp".to_string(), tmp)])),
+        mounts: Some(vec![workspace.mount.clone()]),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("none".into()),
+            config: None,
+        }),
+        auto_remove: Some(config.exit_with_owner),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(config.image.clone()),
+        user: Some(config.user.clone()),
+        hostname: Some(config.hostname.clone()),
+        working_dir: Some(WORKSPACE.into()),
+        env: Some(crate::exec::base_env()),
+        // The runner: the container's main process is a shell reading
+        // commands from the attached stdin.
+        cmd: Some(vec!["sh".into(), "-s".into(), "sandbay-runner".into()]),
+        entrypoint: Some(vec![]),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        stdin_once: Some(config.exit_with_owner),
+        tty: Some(false),
+        labels: Some(labels),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+impl DockerSandbox {
+    /// Creates and starts a sandbox container.
+    ///
+    /// The image is pulled first when the [`PullPolicy`] asks for it (with
+    /// [`PullPolicy::IfMissing`], only when creation reports it missing).
+    ///
+    /// # Errors
+    /// `unavailable` when the daemon cannot be reached, the image is
+    /// missing and cannot be pulled, or the container does not start;
+    /// `invalid_argument` for an impossible config.
+    pub async fn create(client: &DockerClient, config: DockerConfig) -> Result<DockerSandbox> {
+        if config.memory_bytes <= 0 || config.nano_cpus <= 0 || config.pids_limit <= 0 {
+            return Err(Error::invalid_argument(
+                "memory, CPU and process limits must be above zero",
+            ));
+        }
+        if config.pull == PullPolicy::Always {
+            image::ensure_image(client, &config.image, PullPolicy::Always, |_| {}).await?;
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let name = format!("sandbay-{id}");
+        let mode = match config.file_mode {
+            FileMode::Bind => {
+                return Err(Error::Unsupported {
+                    operation: "bind-mounted workspaces",
+                    backend: "docker",
+                });
+            }
+            FileMode::Auto | FileMode::Container => FileMode::Container,
+        };
+        let labels = labels::for_sandbox(&id, &config.owner, &config.labels);
+        let workspace = volume_workspace(&name, &config, &labels);
+        let body = container_body(&config, labels, &workspace);
+        let container = match client.create_container(&name, body.clone()).await {
+            Ok(c) => c,
+            Err(ApiError::NotFound(m)) if config.pull == PullPolicy::IfMissing => {
+                tracing::info!(image = %config.image, reason = %m, "image missing; pulling");
+                image::ensure_image(client, &config.image, PullPolicy::IfMissing, |_| {}).await?;
+                client.create_container(&name, body).await?
+            }
+            Err(ApiError::NotFound(_)) => {
+                return Err(Error::Unavailable {
+                    message: format!(
+                        "image {} is not present and pulling is disabled",
+                        config.image
+                    ),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let cleanup = |client: DockerClient, container: String, volume: Option<String>| async move {
+            let _ = client.remove_container(&container).await;
+            if let Some(v) = volume {
+                let _ = client.remove_volume(&v).await;
+            }
+        };
+        let attached = match client.attach_container(&container).await {
+            Ok(a) => a,
+            Err(e) => {
+                cleanup(client.clone(), container, workspace.volume).await;
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = client.start_container(&container).await {
+            cleanup(client.clone(), container, workspace.volume).await;
+            return Err(e.into());
+        }
+        let runner = Runner::start(attached.0, attached.1);
+        let exec = Arc::new(Executor {
+            client: client.clone(),
+            container: container.clone(),
+            user: config.user.clone(),
+            runner: Some(runner),
+            use_runner: config.runner,
+        });
+        let files = ContainerFiles::new(
+            exec.clone(),
+            Limits::default(),
+            FILE_OP_TIMEOUT,
+            config.max_download_bytes,
+        );
+        tracing::debug!(sandbox = %id, owner = %config.owner, "sandbox container started");
+        Ok(DockerSandbox {
+            id,
+            container,
+            client: client.clone(),
+            config,
+            mode,
+            exec,
+            files,
+            volume: workspace.volume,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The Docker container id.
+    pub fn container_id(&self) -> &str {
+        &self.container
+    }
+
+    /// The config this sandbox was made with.
+    pub fn config(&self) -> &DockerConfig {
+        &self.config
+    }
+
+    /// Where the files live ([`FileMode::Bind`] or [`FileMode::Container`]).
+    pub fn file_mode(&self) -> FileMode {
+        self.mode
+    }
+
+    /// Stops and removes the container, its volume and its workspace.
+    /// Calling it again does nothing.
+    ///
+    /// # Errors
+    /// `unavailable` when the daemon cannot be reached (the container is
+    /// then left for [`crate::reap_orphans`]).
+    pub async fn shutdown(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.client.remove_container(&self.container).await?;
+        if let Some(v) = &self.volume {
+            remove_volume_when_free(&self.client, v).await?;
+        }
+        tracing::debug!(sandbox = %self.id, "sandbox removed");
+        Ok(())
+    }
+}
+
+/// Removes a volume, retrying briefly while the daemon still finishes
+/// removing the container that used it.
+async fn remove_volume_when_free(client: &DockerClient, volume: &str) -> Result<()> {
+    let mut delay = Duration::from_millis(5);
+    for _ in 0..20 {
+        match client.remove_volume(volume).await {
+            Ok(()) => return Ok(()),
+            Err(ApiError::Conflict(_)) => tokio::time::sleep(delay).await,
+            Err(e) => return Err(e.into()),
+        }
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+    Err(Error::Unavailable {
+        message: "the sandbox volume stayed in use".into(),
+    })
+}
+
+impl Drop for DockerSandbox {
+    fn drop(&mut self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Best effort, on a thread of its own so it works whatever runtime
+        // (or none) the owner has. If the process exits first, the
+        // container still ends with its owner's connection, and
+        // `reap_orphans` finds the rest.
+        let host = self.client.host().to_string();
+        let timeout = self.client.timeout();
+        let container = self.container.clone();
+        let volume = self.volume.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sandbay-docker-drop".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let Ok(client) = DockerClient::connect_with_host(&host, timeout).await else {
+                        return;
+                    };
+                    let _ = client.remove_container(&container).await;
+                    if let Some(v) = volume {
+                        let _ = remove_volume_when_free(&client, &v).await;
+                    }
+                });
+            });
+        if spawned.is_err() {
+            tracing::warn!(container = %self.container, "could not remove a dropped sandbox");
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for DockerSandbox {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            execute: true,
+            isolation: Isolation::Container,
+            symlinks: true,
+            persistent: false,
+            snapshot: false,
+        }
+    }
+
+    async fn ls(&self, path: &VPath) -> Result<Vec<DirEntry>> {
+        self.files.ls(path).await
+    }
+
+    async fn stat(&self, path: &VPath) -> Result<DirEntry> {
+        self.files.stat(path).await
+    }
+
+    async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow> {
+        self.files.read(path, request).await
+    }
+
+    async fn write(&self, path: &VPath, content: &str) -> Result<()> {
+        self.files.write(path, content.as_bytes()).await
+    }
+
+    async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
+        self.files.edit(path, request).await
+    }
+
+    async fn delete(&self, path: &VPath) -> Result<()> {
+        self.files.delete(path).await
+    }
+
+    async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {
+        self.files.grep(request).await
+    }
+
+    async fn glob(&self, request: &GlobRequest) -> Result<GlobOutput> {
+        self.files.glob(request).await
+    }
+
+    async fn upload(&self, files: Vec<(VPath, Vec<u8>)>) -> Vec<Result<()>> {
+        self.files.upload(files).await
+    }
+
+    async fn download(&self, paths: &[VPath]) -> Vec<Result<Vec<u8>>> {
+        self.files.download(paths).await
+    }
+}
+
+#[async_trait]
+impl Sandbox for DockerSandbox {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn execute(&self, request: ExecRequest) -> Result<ExecOutput> {
+        self.exec.execute(request, self.config.output_limit).await
+    }
+}

@@ -1,0 +1,128 @@
+//! Shared test support: the Docker gate, unique labels, and guards that
+//! remove everything a test created, even when it fails.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use sandbay_docker::{DockerClient, DockerConfig, ReapOptions};
+
+/// The label every object made by these tests carries.
+pub const TEST_LABEL: &str = "sandbay.test";
+/// The image the tests run.
+pub const IMAGE: &str = sandbay_docker::DEFAULT_IMAGE;
+
+/// Connects to the daemon and checks the test image, or says why not.
+///
+/// Under `CI=true` a missing daemon or image fails the test; locally the
+/// test prints `skipped: ...` and returns early (never a silent pass).
+pub async fn docker() -> Option<DockerClient> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let client = match DockerClient::connect().await {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(!ci, "CI=true but no Docker daemon is reachable: {e}");
+            eprintln!("skipped: no Docker daemon ({e})");
+            return None;
+        }
+    };
+    let present = sandbay_docker::ensure_image(
+        &client,
+        IMAGE,
+        sandbay_docker::PullPolicy::Never,
+        |_| {},
+    )
+    .await;
+    if let Err(e) = present {
+        assert!(
+            !ci,
+            "CI=true but the test image is missing ({e}); run `cargo xtask docker-image`"
+        );
+        eprintln!("skipped: no test image ({e}); run `cargo xtask docker-image`");
+        return None;
+    }
+    Some(client)
+}
+
+/// Returns early from a test when Docker is not available (see [`docker`]).
+#[macro_export]
+macro_rules! require_docker {
+    () => {
+        match common::docker().await {
+            Some(client) => client,
+            None => return,
+        }
+    };
+}
+
+/// A unique label value for one test; its [`Drop`] removes every
+/// container and volume carrying it.
+pub struct Guard {
+    pub value: String,
+    host: String,
+}
+
+impl Guard {
+    pub fn new(client: &DockerClient, test: &str) -> Guard {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Guard {
+            value: format!("{test}-{}", &id[..8]),
+            host: client.host().to_string(),
+        }
+    }
+
+    /// The default config with this test's label.
+    pub fn config(&self) -> DockerConfig {
+        DockerConfig::default()
+            .with_label(TEST_LABEL, &self.value)
+            .with_owner(format!("test-{}", self.value))
+    }
+
+    /// Reap options matching only this test's objects, whoever owns them.
+    pub fn reap_options(&self) -> ReapOptions {
+        let mut o = ReapOptions::default().with_label(TEST_LABEL, &self.value);
+        o.include_unknown = true;
+        o
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let host = self.host.clone();
+        let options = self.reap_options();
+        // A thread with its own runtime: works inside or outside async code.
+        let t = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let Ok(client) = DockerClient::connect_with_host(&host, Duration::from_secs(30)).await
+                else {
+                    return;
+                };
+                // twice: volumes of containers that were still being removed
+                for _ in 0..2 {
+                    let _ = sandbay_docker::reap_orphans(&client, &options).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        });
+        let _ = t.join();
+    }
+}
+
+/// Counts containers and volumes carrying this test's label.
+pub async fn count_objects(client: &DockerClient, guard: &Guard) -> (usize, usize) {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={TEST_LABEL}={}", guard.value)])
+        .output()
+        .expect("docker cli");
+    let containers = String::from_utf8_lossy(&out.stdout).lines().count();
+    let out = std::process::Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter", &format!("label={TEST_LABEL}={}", guard.value)])
+        .output()
+        .expect("docker cli");
+    let volumes = String::from_utf8_lossy(&out.stdout).lines().count();
+    let _ = client;
+    (containers, volumes)
+}

@@ -1,0 +1,145 @@
+//! Commands in a sandbox container: output, exit codes, time limits,
+//! caps, concurrency, both the runner and the fresh-exec path.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use sandbay_core::{ExecRequest, Sandbox, VPath};
+use sandbay_docker::DockerSandbox;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_commands_with_output_and_exit_codes() {
+    let client = require_docker!();
+    let guard = common::Guard::new(&client, "exec-basic");
+    for runner in [true, false] {
+        let sb = DockerSandbox::create(&client, guard.config().with_runner(runner))
+            .await
+            .unwrap();
+        let out = sb
+            .execute(ExecRequest::new("echo out; echo err >&2; exit 3"))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, b"out\n", "runner={runner}");
+        assert_eq!(out.stderr, b"err\n", "runner={runner}");
+        assert_eq!(out.exit_code, Some(3));
+        assert!(!out.timed_out && !out.truncated);
+
+        let out = sb.execute(ExecRequest::new("id -u; pwd; printf 'no newline'")).await.unwrap();
+        assert_eq!(out.stdout, b"10001\n/workspace\nno newline", "runner={runner}");
+
+        let mut req = ExecRequest::new("cat; echo \"$GREETING\"");
+        req.stdin = b"from stdin\n".to_vec();
+        req.env.insert("GREETING".into(), "it's \"quoted\" $HOME".into());
+        let out = sb.execute(req).await.unwrap();
+        assert_eq!(out.stdout, b"from stdin\nit's \"quoted\" $HOME\n", "runner={runner}");
+
+        // a missing working directory is a typed error
+        let mut req = ExecRequest::new("pwd");
+        req.workdir = Some(VPath::parse("/nope").unwrap());
+        let err = sb.execute(req).await.unwrap_err();
+        assert_eq!(err.code().as_str(), "not_found");
+        sb.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_kills_the_tree_and_keeps_partial_output() {
+    let client = require_docker!();
+    let guard = common::Guard::new(&client, "exec-timeout");
+    for runner in [true, false] {
+        let sb = DockerSandbox::create(&client, guard.config().with_runner(runner))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let out = sb
+            .execute(
+                ExecRequest::new("echo before; (sleep 60; echo child) & sleep 60 & sleep 60")
+                    .timeout(Duration::from_millis(500)),
+            )
+            .await
+            .unwrap();
+        assert!(out.timed_out, "runner={runner}");
+        assert_eq!(out.exit_code, None);
+        assert_eq!(out.stdout, b"before\n");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        // nothing of that command survives
+        let ps = sb.execute(ExecRequest::new("ps -o args")).await.unwrap();
+        let ps = String::from_utf8_lossy(&ps.stdout);
+        assert!(!ps.contains("sleep 60"), "runner={runner}: {ps}");
+        // and the sandbox keeps working
+        let out = sb.execute(ExecRequest::new("echo again")).await.unwrap();
+        assert_eq!(out.stdout, b"again\n");
+        sb.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_is_capped_while_streaming() {
+    let client = require_docker!();
+    let guard = common::Guard::new(&client, "exec-flood");
+    let sb = DockerSandbox::create(&client, guard.config().with_output_limit(64 * 1024))
+        .await
+        .unwrap();
+    let out = sb
+        .execute(ExecRequest::new("head -c 5000000 /dev/zero | tr '\\0' x; echo done >&2"))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout.len(), 64 * 1024);
+    assert!(out.truncated);
+    assert_eq!(out.stderr, b"done\n");
+    assert_eq!(out.exit_code, Some(0));
+    // an endless flood ends at the time limit, still capped
+    let out = sb
+        .execute(ExecRequest::new("yes").timeout(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert!(out.timed_out && out.truncated);
+    assert_eq!(out.stdout.len(), 64 * 1024);
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_on_one_sandbox() {
+    let client = require_docker!();
+    let guard = common::Guard::new(&client, "exec-concurrent");
+    let sb = std::sync::Arc::new(DockerSandbox::create(&client, guard.config()).await.unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let sb = sb.clone();
+        tasks.push(tokio::spawn(async move {
+            let out = sb
+                .execute(ExecRequest::new(format!("sleep 0.2; echo task-{i}")))
+                .await
+                .unwrap();
+            (i, out)
+        }));
+    }
+    for t in tasks {
+        let (i, out) = t.await.unwrap();
+        assert_eq!(out.stdout, format!("task-{i}\n").into_bytes());
+        assert_eq!(out.exit_code, Some(0));
+    }
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_future_kills_the_command() {
+    let client = require_docker!();
+    let guard = common::Guard::new(&client, "exec-drop");
+    let sb = DockerSandbox::create(&client, guard.config()).await.unwrap();
+    let fut = sb.execute(ExecRequest::new("sleep 300"));
+    // run it for a moment, then drop it
+    let _ = tokio::time::timeout(Duration::from_millis(300), fut).await;
+    let mut alive = true;
+    for _ in 0..50 {
+        let ps = sb.execute(ExecRequest::new("ps -o args")).await.unwrap();
+        alive = String::from_utf8_lossy(&ps.stdout).contains("sleep 300");
+        if !alive {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!alive, "the dropped command still runs");
+    sb.shutdown().await.unwrap();
+}
