@@ -63,6 +63,28 @@ impl OpenFile {
         Ok(bytes)
     }
 
+    /// Reads the file as it was when opened (up to the size `fstat` gave,
+    /// which the caller has checked) into `buf`, reusing its memory. One
+    /// `read` for a small file: no extra call to see the end. Bytes
+    /// appended after the open are not seen; `grep` uses this, never a
+    /// writer.
+    pub(crate) fn read_snapshot(&self, path: &VPath, buf: &mut Vec<u8>) -> Result<()> {
+        let size = self.meta.len() as usize;
+        buf.clear();
+        buf.resize(size, 0);
+        let mut filled = 0;
+        while filled < size {
+            match (&self.file).read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(map_io(path, &e)),
+            }
+        }
+        buf.truncate(filled);
+        Ok(())
+    }
+
     /// Reads the whole file without a size limit.
     pub(crate) fn read_all(self, path: &VPath) -> Result<Vec<u8>> {
         let mut bytes = Vec::with_capacity(self.meta.len() as usize);

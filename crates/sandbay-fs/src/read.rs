@@ -90,7 +90,12 @@ pub(crate) fn read(
     config: &FsConfig,
 ) -> Result<TextWindow> {
     let file = open_regular(root, rel(path), FollowSymlinks::Yes, path, config)?;
-    let reader = BufReader::with_capacity(READ_BUFFER, file.file);
+    // A small file fits the buffer whole (plus one byte to see the end).
+    let capacity = usize::try_from(file.meta.len())
+        .unwrap_or(READ_BUFFER)
+        .saturating_add(1)
+        .clamp(512, READ_BUFFER);
+    let reader = BufReader::with_capacity(capacity, file.file);
     window_lines(path, reader, request, config.limits.max_window_bytes)
 }
 

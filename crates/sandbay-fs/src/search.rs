@@ -35,13 +35,22 @@ pub(crate) fn glob(root: &Dir, request: &GlobRequest) -> Result<GlobOutput> {
 pub(crate) fn grep(root: &Dir, request: &GrepRequest, config: &FsConfig) -> Result<GrepOutput> {
     let plan = GrepPlan::new(request)?;
     let mut search = plan.start();
+    let mut buffer = Vec::new();
     let base = &request.path;
     let meta = root.metadata(rel(base)).map_err(|e| map_io(base, &e))?;
     if meta.is_dir() {
         let dir = root.open_dir(rel(base)).map_err(|e| map_io(base, &e))?;
         walk_files(dir, base.clone(), |dir, name, path| {
             if plan.wants(&path) {
-                search_one(dir, name.as_ref(), false, &path, config, &mut search)?;
+                search_one(
+                    dir,
+                    name.as_ref(),
+                    false,
+                    &path,
+                    config,
+                    &mut search,
+                    &mut buffer,
+                )?;
             }
             Ok(if search.is_done() {
                 ControlFlow::Break(())
@@ -51,7 +60,15 @@ pub(crate) fn grep(root: &Dir, request: &GrepRequest, config: &FsConfig) -> Resu
         })?;
     } else if meta.is_file() {
         if plan.wants(base) {
-            search_one(root, rel(base), true, base, config, &mut search)?;
+            search_one(
+                root,
+                rel(base),
+                true,
+                base,
+                config,
+                &mut search,
+                &mut buffer,
+            )?;
         }
     } else {
         return Err(denied(base, NOT_REGULAR));
@@ -74,6 +91,7 @@ fn search_one(
     path: &VPath,
     config: &FsConfig,
     search: &mut GrepSearch<'_>,
+    buffer: &mut Vec<u8>,
 ) -> Result<()> {
     let follow = if explicit {
         FollowSymlinks::Yes
@@ -91,10 +109,10 @@ fn search_one(
         ) => return Ok(()),
         Err(e) => return Err(e),
     };
-    match file.read_all_limited(path, config.limits.max_text_file_bytes) {
-        Ok(bytes) => search.file(path, &bytes),
-        Err(Error::TooLarge { .. }) => {}
-        Err(e) => return Err(e),
+    if file.meta.len() > config.limits.max_text_file_bytes {
+        return Ok(());
     }
+    file.read_snapshot(path, buffer)?;
+    search.file(path, buffer);
     Ok(())
 }

@@ -1,1 +1,0 @@
-//! Attack suite: escapes, special files and races.
