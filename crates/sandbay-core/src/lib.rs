@@ -31,12 +31,14 @@
 
 mod backend;
 mod error;
+mod lines;
 mod path;
 pub mod text;
 mod types;
 
 pub use backend::{Backend, BackendExt, DynBackend, DynSandbox, Sandbox};
 pub use error::{Error, ErrorCode, Result};
+pub use lines::Lines;
 pub use path::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES, PathError, PathErrorKind, VPath};
 pub use types::*;
 

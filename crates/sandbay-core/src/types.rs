@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::lines::Lines;
 use crate::path::VPath;
 
 /// Default number of lines a [`ReadRequest`] returns.
@@ -68,7 +69,7 @@ pub struct TextWindow {
     /// 0-based index of the first line in `lines`.
     pub offset: usize,
     /// The lines, without their terminators (`\n` or `\r\n`).
-    pub lines: Vec<String>,
+    pub lines: Lines,
     /// Total number of lines in the file (a final line without `\n` counts).
     pub total_lines: usize,
     /// Where the next window starts, if lines remain after this one.

@@ -3,6 +3,7 @@
 use std::io::BufRead;
 
 use crate::error::{Error, Result};
+use crate::lines::Lines;
 use crate::path::VPath;
 use crate::types::{ReadRequest, TextWindow};
 
@@ -71,18 +72,85 @@ impl Utf8Validator {
     }
 }
 
-/// Cuts `bytes` to at most `max` bytes at a character boundary.
-fn cut_at_char_boundary(bytes: &mut Vec<u8>, max: usize) {
-    if bytes.len() <= max {
-        return;
+/// The largest character boundary of `s` at or below `max`.
+fn floor_char_boundary(s: &str, max: usize) -> usize {
+    if max >= s.len() {
+        return s.len();
     }
-    bytes.truncate(max);
-    // drop an incomplete trailing sequence
-    while let Err(e) = std::str::from_utf8(bytes) {
-        if e.error_len().is_some() {
-            break; // invalid in the middle: caught by the validator anyway
+    let mut i = max;
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Collects the lines of one window under a byte budget.
+struct WindowBuilder {
+    first: usize,
+    end: usize,
+    budget: usize,
+    used: usize,
+    closed: bool,
+    cut: bool,
+    index: usize,
+    lines: Lines,
+}
+
+impl WindowBuilder {
+    fn new(request: ReadRequest, budget: usize) -> Self {
+        WindowBuilder {
+            first: request.offset,
+            end: request.offset.saturating_add(request.limit),
+            budget,
+            used: 0,
+            closed: false,
+            cut: false,
+            index: 0,
+            lines: Lines::new(),
         }
-        bytes.truncate(e.valid_up_to());
+    }
+
+    fn in_window(&self) -> bool {
+        !self.closed && self.index >= self.first && self.index < self.end
+    }
+
+    /// Offers line `self.index`. `overflowed` says the caller kept only a
+    /// prefix of a line that is longer than the remaining budget.
+    fn line(&mut self, line: &str, had_newline: bool, overflowed: bool) {
+        if self.in_window() {
+            let line = if had_newline && !overflowed {
+                line.strip_suffix('\r').unwrap_or(line)
+            } else {
+                line
+            };
+            if !overflowed && self.used + line.len() <= self.budget {
+                self.used += line.len();
+                self.lines.push(line);
+            } else if self.lines.is_empty() {
+                // one line larger than the whole budget: cut it
+                let cut = floor_char_boundary(line, self.budget);
+                self.lines.push(&line[..cut]);
+                self.used = self.budget;
+                self.cut = true;
+                self.closed = true;
+            } else {
+                // this line opens the next window
+                self.closed = true;
+            }
+        }
+        self.index += 1;
+    }
+
+    fn finish(self, request: ReadRequest) -> TextWindow {
+        let total_lines = self.index;
+        let after = request.offset.saturating_add(self.lines.len());
+        TextWindow {
+            offset: request.offset,
+            lines: self.lines,
+            total_lines,
+            next_offset: (after < total_lines).then_some(after),
+            cut_lines: self.cut,
+        }
     }
 }
 
@@ -104,17 +172,11 @@ pub fn window_lines<R: BufRead>(
     request: ReadRequest,
     max_window_bytes: usize,
 ) -> Result<TextWindow> {
-    let first = request.offset;
-    let end = request.offset.saturating_add(request.limit);
     let mut validator = Utf8Validator::default();
-    let mut lines: Vec<String> = Vec::new();
-    let mut used = 0usize;
-    let mut budget_closed = false;
-    let mut cut_lines = false;
-    let mut line_index = 0usize; // index of the line being read
-    let mut line_started = false; // bytes of the current line were seen
+    let mut window = WindowBuilder::new(request, max_window_bytes);
+    let mut started = false; // bytes of the current line were seen
     let mut current: Vec<u8> = Vec::new();
-    let mut current_overflow = false; // the current line exceeded what we keep
+    let mut overflowed = false;
     loop {
         let chunk = match reader.fill_buf() {
             Ok(chunk) => chunk,
@@ -130,42 +192,28 @@ pub fn window_lines<R: BufRead>(
         let len = chunk.len();
         let mut rest = chunk;
         while !rest.is_empty() {
-            let in_window = !budget_closed && line_index >= first && line_index < end;
             let (piece, newline) = match rest.iter().position(|&b| b == b'\n') {
                 Some(i) => (&rest[..i], true),
                 None => (rest, false),
             };
-            line_started = true;
-            if in_window && !current_overflow {
-                let remaining = max_window_bytes.saturating_sub(used) + 1;
-                if current.len() + piece.len() > remaining {
-                    let take = remaining.saturating_sub(current.len());
-                    current.extend_from_slice(&piece[..take.min(piece.len())]);
-                    current_overflow = true;
+            started = true;
+            if window.in_window() && !overflowed {
+                // keep at most one byte more than the budget allows
+                let keep = max_window_bytes.saturating_sub(window.used) + 1;
+                if current.len() + piece.len() > keep {
+                    let take = keep.saturating_sub(current.len()).min(piece.len());
+                    current.extend_from_slice(&piece[..take]);
+                    overflowed = true;
                 } else {
                     current.extend_from_slice(piece);
                 }
             }
-            rest = if newline {
-                &rest[piece.len() + 1..]
-            } else {
-                &rest[rest.len()..]
-            };
+            rest = &rest[piece.len() + usize::from(newline)..];
             if newline {
-                if in_window {
-                    finish_line(
-                        &mut current,
-                        &mut current_overflow,
-                        &mut lines,
-                        &mut used,
-                        &mut budget_closed,
-                        &mut cut_lines,
-                        max_window_bytes,
-                        true,
-                    );
-                }
-                line_index += 1;
-                line_started = false;
+                window.line(&String::from_utf8_lossy(&current), true, overflowed);
+                current.clear();
+                overflowed = false;
+                started = false;
             }
         }
         reader.consume(len);
@@ -173,69 +221,14 @@ pub fn window_lines<R: BufRead>(
     if !validator.finish() {
         return Err(Error::BinaryFile { path: path.clone() });
     }
-    if line_started {
-        let in_window = !budget_closed && line_index >= first && line_index < end;
-        if in_window {
-            finish_line(
-                &mut current,
-                &mut current_overflow,
-                &mut lines,
-                &mut used,
-                &mut budget_closed,
-                &mut cut_lines,
-                max_window_bytes,
-                false,
-            );
-        }
-        line_index += 1;
+    if started {
+        window.line(&String::from_utf8_lossy(&current), false, overflowed);
     }
-    let total_lines = line_index;
-    let offset = request.offset;
-    let after = offset.saturating_add(lines.len());
-    let next_offset = (after < total_lines).then_some(after);
-    Ok(TextWindow {
-        offset,
-        lines,
-        total_lines,
-        next_offset,
-        cut_lines,
-    })
+    Ok(window.finish(request))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish_line(
-    current: &mut Vec<u8>,
-    overflow: &mut bool,
-    lines: &mut Vec<String>,
-    used: &mut usize,
-    budget_closed: &mut bool,
-    cut_lines: &mut bool,
-    max_window_bytes: usize,
-    had_newline: bool,
-) {
-    if had_newline && !*overflow && current.last() == Some(&b'\r') {
-        current.pop();
-    }
-    let fits = !*overflow && *used + current.len() <= max_window_bytes;
-    if fits {
-        *used += current.len();
-        lines.push(String::from_utf8_lossy(current).into_owned());
-    } else if lines.is_empty() {
-        // a single line larger than the whole budget: cut it
-        cut_at_char_boundary(current, max_window_bytes);
-        *used = max_window_bytes;
-        *cut_lines = true;
-        lines.push(String::from_utf8_lossy(current).into_owned());
-        *budget_closed = true;
-    } else {
-        // this line starts the next window
-        *budget_closed = true;
-    }
-    current.clear();
-    *overflow = false;
-}
-
-/// [`window_lines`] over bytes already in memory.
+/// A window over bytes already in memory: the same result as
+/// [`window_lines`], faster.
 ///
 /// ```
 /// use sandbay_core::{VPath, ReadRequest, text::window_slice};
@@ -255,7 +248,25 @@ pub fn window_slice(
     request: ReadRequest,
     max_window_bytes: usize,
 ) -> Result<TextWindow> {
-    window_lines(path, bytes, request, max_window_bytes)
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) if !bytes.contains(&0) => text,
+        _ => return Err(Error::BinaryFile { path: path.clone() }),
+    };
+    let mut window = WindowBuilder::new(request, max_window_bytes);
+    let mut rest = text;
+    while !rest.is_empty() {
+        match rest.find('\n') {
+            Some(i) => {
+                window.line(&rest[..i], true, false);
+                rest = &rest[i + 1..];
+            }
+            None => {
+                window.line(rest, false, false);
+                rest = "";
+            }
+        }
+    }
+    Ok(window.finish(request))
 }
 
 #[cfg(test)]
@@ -304,6 +315,9 @@ mod tests {
         assert!(!w.cut_lines);
         let w = window_slice(&p(), "ééééé\nx\n".as_bytes(), ReadRequest::default(), 5).unwrap();
         assert_eq!(w.lines, ["éé"]);
+        let streamed =
+            window_lines(&p(), "ééééé\nx\n".as_bytes(), ReadRequest::default(), 5).unwrap();
+        assert_eq!(streamed, w);
         assert!(w.cut_lines);
         assert_eq!(w.next_offset, Some(1));
         assert_eq!(w.total_lines, 2);
@@ -329,6 +343,16 @@ mod tests {
     }
 
     proptest! {
+        /// The streaming and in-memory paths agree for any input, buffer
+        /// size and budget.
+        #[test]
+        fn streaming_equals_slice(text in "[ab\\n\\r é日]{0,80}", offset in 0usize..6, limit in 1usize..6, budget in 1usize..40, cap in 1usize..9) {
+            let slice = window_slice(&p(), text.as_bytes(), ReadRequest { offset, limit }, budget).unwrap();
+            let reader = std::io::BufReader::with_capacity(cap, text.as_bytes());
+            let streamed = window_lines(&p(), reader, ReadRequest { offset, limit }, budget).unwrap();
+            prop_assert_eq!(streamed, slice);
+        }
+
         #[test]
         fn matches_naive_split(text in "[ab\\n\\r é]{0,60}", offset in 0usize..8, limit in 1usize..8) {
             let w = win(text.as_bytes(), offset, limit);
