@@ -112,7 +112,10 @@ fn parse_result_line(line: &str) -> Option<(u64, u64, u64)> {
 fn cargo_test(tally: &mut Tally, extra: &[String]) {
     let mut cmd = cargo();
     cmd.args(["test", "--no-fail-fast"]);
-    if !extra.iter().any(|a| a == "-p" || a.starts_with("--package")) {
+    if !extra
+        .iter()
+        .any(|a| a == "-p" || a.starts_with("--package"))
+    {
         cmd.arg("--workspace");
     }
     cmd.args(extra);
@@ -236,10 +239,7 @@ pub(crate) fn run(plan: Plan) -> ExitCode {
             &workspace_root().join("tests/mcp/run.sh"),
         );
     }
-    println!(
-        "\n==> done in {:.0}s",
-        started.elapsed().as_secs_f64()
-    );
+    println!("\n==> done in {:.0}s", started.elapsed().as_secs_f64());
     if !tally.failures.is_empty() {
         println!("failures:");
         for f in &tally.failures {
@@ -289,7 +289,10 @@ mod tests {
     #[test]
     fn parses_plain_lines() {
         assert_eq!(parse_plain_line("12 passed, 0 failed"), Some((12, 0)));
-        assert_eq!(parse_plain_line("mcp: 3 passed, 1 failed, 2 skipped"), Some((3, 1)));
+        assert_eq!(
+            parse_plain_line("mcp: 3 passed, 1 failed, 2 skipped"),
+            Some((3, 1))
+        );
         assert_eq!(parse_plain_line("hello world"), None);
     }
 }
