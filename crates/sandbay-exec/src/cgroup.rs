@@ -1,0 +1,246 @@
+//! One cgroup (v1) per run: process and memory caps, CPU quota, and a
+//! complete list of the run's processes for killing them all.
+//!
+//! Each controller gets `/sys/fs/cgroup/<controller>/sandbay/<pid>-<n>`,
+//! created before the command starts and removed after its last process is
+//! gone. Directories left by a crashed process (its pid no longer exists) are
+//! swept once per process.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::config::ResourceLimits;
+
+/// Where cgroup v1 controllers are mounted.
+const ROOT: &str = "/sys/fs/cgroup";
+/// Our directory below each controller.
+const OURS: &str = "sandbay";
+
+/// The cgroup controllers this host lets us use.
+#[derive(Debug, Default)]
+pub(crate) struct Cgroups {
+    pids: Option<PathBuf>,
+    memory: Option<PathBuf>,
+    memsw: bool,
+    cpu: Option<PathBuf>,
+}
+
+impl Cgroups {
+    /// Whether the `pids` controller is usable.
+    pub(crate) fn pids(&self) -> bool {
+        self.pids.is_some()
+    }
+
+    /// Whether the `memory` controller is usable.
+    pub(crate) fn memory(&self) -> bool {
+        self.memory.is_some()
+    }
+
+    /// Whether the `cpu` controller is usable.
+    pub(crate) fn cpu(&self) -> bool {
+        self.cpu.is_some()
+    }
+}
+
+/// The host's controllers, detected (and stale runs swept) once.
+pub(crate) fn host() -> &'static Cgroups {
+    static HOST: OnceLock<Cgroups> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let usable = |controller: &str, limit_file: &str| -> Option<PathBuf> {
+            let base = Path::new(ROOT).join(controller);
+            if !base.join("cgroup.procs").exists() {
+                return None;
+            }
+            let ours = base.join(OURS);
+            match fs::create_dir(&ours) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(_) => return None,
+            }
+            if !ours.join(limit_file).exists() {
+                return None;
+            }
+            sweep_stale(&ours);
+            Some(ours)
+        };
+        let memory = usable("memory", "memory.limit_in_bytes");
+        let memsw = memory
+            .as_ref()
+            .is_some_and(|m| m.join("memory.memsw.limit_in_bytes").exists());
+        let found = Cgroups {
+            pids: usable("pids", "pids.max"),
+            memory,
+            memsw,
+            cpu: usable("cpu", "cpu.cfs_quota_us"),
+        };
+        tracing::debug!(
+            pids = found.pids(),
+            memory = found.memory(),
+            cpu = found.cpu(),
+            "cgroup v1 controllers"
+        );
+        found
+    })
+}
+
+/// Removes run directories whose creating process no longer exists.
+fn sweep_stale(ours: &Path) {
+    let Ok(entries) = fs::read_dir(ours) else {
+        return;
+    };
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if owner == me || Path::new("/proc").join(owner.to_string()).exists() {
+            continue;
+        }
+        let stale = RunCgroup {
+            dirs: vec![entry.path()],
+        };
+        if !stale.cleanup_blocking(Duration::from_secs(1)) {
+            tracing::warn!("could not remove a stale sandbay cgroup");
+        }
+    }
+}
+
+/// The cgroup directories of one run.
+#[derive(Debug)]
+pub(crate) struct RunCgroup {
+    /// One directory per controller; the first lists the processes.
+    dirs: Vec<PathBuf>,
+}
+
+impl RunCgroup {
+    /// Creates the run's cgroups with `limits`; `None` when the host has no
+    /// usable controller.
+    pub(crate) fn create(cg: &Cgroups, limits: &ResourceLimits) -> io::Result<Option<RunCgroup>> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut run = RunCgroup { dirs: Vec::new() };
+        let result = (|| -> io::Result<()> {
+            if let Some(pids) = &cg.pids {
+                let dir = pids.join(&name);
+                fs::create_dir(&dir)?;
+                run.dirs.push(dir.clone());
+                fs::write(dir.join("pids.max"), limits.processes.to_string())?;
+            }
+            if let Some(memory) = &cg.memory {
+                let dir = memory.join(&name);
+                fs::create_dir(&dir)?;
+                run.dirs.push(dir.clone());
+                let bytes = limits.memory_bytes.to_string();
+                fs::write(dir.join("memory.limit_in_bytes"), &bytes)?;
+                if cg.memsw {
+                    fs::write(dir.join("memory.memsw.limit_in_bytes"), &bytes)?;
+                }
+            }
+            if let (Some(cpu), Some(cores)) = (&cg.cpu, limits.cpu_cores) {
+                let dir = cpu.join(&name);
+                fs::create_dir(&dir)?;
+                run.dirs.push(dir.clone());
+                let period: u64 = 100_000;
+                let quota = ((cores * period as f64) as u64).max(1000);
+                fs::write(dir.join("cpu.cfs_period_us"), period.to_string())?;
+                fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string())?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) if run.dirs.is_empty() => Ok(None),
+            Ok(()) => Ok(Some(run)),
+            Err(e) => {
+                run.cleanup_blocking(Duration::from_millis(100));
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves process `pid` into every cgroup of the run.
+    pub(crate) fn attach(&self, pid: i32) -> io::Result<()> {
+        let pid = pid.to_string();
+        for dir in &self.dirs {
+            fs::write(dir.join("cgroup.procs"), &pid)?;
+        }
+        Ok(())
+    }
+
+    /// The processes still in the run.
+    pub(crate) fn procs(&self) -> Vec<i32> {
+        let mut all = Vec::new();
+        for dir in &self.dirs {
+            if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+                all.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// One pass: kills every listed process, then tries to remove the
+    /// directories. Returns `true` once all are removed.
+    pub(crate) fn sweep(&mut self) -> bool {
+        for pid in self.procs() {
+            if pid > 0 {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        self.dirs.retain(|dir| match fs::remove_dir(dir) {
+            Ok(()) => false,
+            Err(e) => e.kind() != io::ErrorKind::NotFound,
+        });
+        self.dirs.is_empty()
+    }
+
+    /// Sweeps until removed or `budget` has passed (blocking the thread).
+    pub(crate) fn cleanup_blocking(mut self, budget: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if self.sweep() {
+                return true;
+            }
+            if start.elapsed() > budget {
+                tracing::warn!(
+                    left = self.dirs.len(),
+                    "cgroup of a run could not be removed"
+                );
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Sweeps until removed or `budget` has passed (async).
+    pub(crate) async fn cleanup(mut self, budget: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if self.sweep() {
+                return true;
+            }
+            if start.elapsed() > budget {
+                // Leave it to the background reaper rather than block here.
+                crate::guard::reap_later(None, Some(self));
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}

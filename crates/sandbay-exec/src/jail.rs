@@ -1,0 +1,335 @@
+//! The public [`Jail`]: configuration checked once, commands run many times.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sandbay_core::{Error, ExecOutput, ExecRequest, Isolation, Result, VPath};
+
+use crate::cgroup::{self, Cgroups, RunCgroup};
+use crate::config::{Identity, JailConfig, ResourceLimits};
+use crate::launch::{HostIds, Launch, launch, unavailable};
+use crate::plan::{self, NsPlan, WORKSPACE_DIR};
+use crate::probe::{HostSupport, host_ids, host_support};
+use crate::run;
+use crate::sys::Rlimit;
+use crate::uid::UidLease;
+
+/// `PATH` inside the jail.
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A local process jail for one sandbox: every command it runs gets the
+/// same host uid, limits and isolation level (see the crate docs).
+///
+/// Cheap to clone (shared); runs may overlap.
+///
+/// ```no_run
+/// # async fn demo() -> sandbay_core::Result<()> {
+/// use sandbay_core::{ExecRequest, Isolation};
+/// use sandbay_exec::{Jail, JailConfig};
+///
+/// let jail = Jail::new(JailConfig::new(Jail::probe()))?;
+/// let out = jail.run("/srv/ws/alice".as_ref(), ExecRequest::new("echo hi")).await?;
+/// assert_eq!(out.stdout, b"hi\n");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Jail {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: JailConfig,
+    pub(crate) ids: HostIds,
+    _lease: Option<UidLease>,
+    pub(crate) ns: Option<NsPlan>,
+    pub(crate) rlimits: Vec<Rlimit>,
+    pub(crate) cgroups: Option<&'static Cgroups>,
+}
+
+/// What a jail enforces, as really in force on this host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enforcement {
+    /// The level.
+    pub isolation: Isolation,
+    /// Host uid the commands run as.
+    pub host_uid: u32,
+    /// Host gid the commands run as.
+    pub host_gid: u32,
+    /// Commands run as a uid of their own, not the host process's.
+    pub distinct_uid: bool,
+    /// The Linux namespaces each command gets (empty at `Limits`).
+    pub namespaces: Vec<&'static str>,
+    /// A `pids` cgroup caps the processes of each run.
+    pub cgroup_pids: bool,
+    /// A `memory` cgroup caps the memory of each run.
+    pub cgroup_memory: bool,
+    /// A `cpu` cgroup quota caps the CPU of each run.
+    pub cgroup_cpu: bool,
+    /// The configured caps (rlimits always; cgroup values where the flags say so).
+    pub limits: ResourceLimits,
+}
+
+impl Jail {
+    /// Prepares a jail with `config`.
+    ///
+    /// # Errors
+    /// `invalid_argument` for a bad configuration, `unavailable` when the
+    /// host cannot give the requested level (with the reason) or no sandbox
+    /// uid is free. Never falls back to a weaker level.
+    pub fn new(config: JailConfig) -> Result<Jail> {
+        config.validate()?;
+        host_support().check(config.isolation)?;
+        let privileged = nix::unistd::geteuid().is_root();
+        let (lease, fixed) = match config.identity {
+            Identity::Auto if privileged => (
+                Some(UidLease::take().ok_or_else(|| Error::Unavailable {
+                    message: "every sandbox uid of this process is in use".into(),
+                })?),
+                None,
+            ),
+            Identity::Auto => (None, None),
+            Identity::Fixed { .. } if !privileged => {
+                return Err(Error::Unavailable {
+                    message: "a fixed sandbox uid needs a root host process".into(),
+                });
+            }
+            Identity::Fixed { uid, gid } => (None, Some((uid, gid))),
+        };
+        let ids = host_ids(lease.as_ref(), fixed);
+        let ns = match config.isolation {
+            Isolation::Namespaces => {
+                Some(plan::build(&config).map_err(|e| unavailable("preparing the jail root", &e))?)
+            }
+            _ => None,
+        };
+        let l = &config.limits;
+        let rlimits = vec![
+            Rlimit {
+                resource: libc::RLIMIT_CPU,
+                value: l.cpu_seconds,
+            },
+            Rlimit {
+                resource: libc::RLIMIT_AS,
+                value: l.address_space_bytes,
+            },
+            Rlimit {
+                resource: libc::RLIMIT_FSIZE,
+                value: l.file_size_bytes,
+            },
+            Rlimit {
+                resource: libc::RLIMIT_NOFILE,
+                value: l.open_files,
+            },
+            Rlimit {
+                resource: libc::RLIMIT_NPROC,
+                value: l.processes,
+            },
+            Rlimit {
+                resource: libc::RLIMIT_CORE,
+                value: 0,
+            },
+        ];
+        let cgroups = (privileged && config.cgroups).then(cgroup::host);
+        Ok(Jail {
+            inner: Arc::new(Inner {
+                config,
+                ids,
+                _lease: lease,
+                ns,
+                rlimits,
+                cgroups,
+            }),
+        })
+    }
+
+    /// The strongest level this host can enforce (probed once per process
+    /// by starting a jailed process at each level).
+    pub fn probe() -> Isolation {
+        host_support().best()
+    }
+
+    /// Details of what this host supports, with reasons for what it does not.
+    pub fn host_support() -> &'static HostSupport {
+        host_support()
+    }
+
+    /// The level this jail enforces.
+    pub fn isolation(&self) -> Isolation {
+        self.inner.config.isolation
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &JailConfig {
+        &self.inner.config
+    }
+
+    /// Everything this jail enforces, as in force on this host.
+    pub fn enforcement(&self) -> Enforcement {
+        let i = &self.inner;
+        let cg = i.cgroups;
+        Enforcement {
+            isolation: i.config.isolation,
+            host_uid: i.ids.uid,
+            host_gid: i.ids.gid,
+            distinct_uid: i.ids.privileged,
+            namespaces: if i.ns.is_some() {
+                vec!["user", "pid", "mount", "network", "ipc", "uts"]
+            } else {
+                Vec::new()
+            },
+            cgroup_pids: cg.is_some_and(|c| c.pids()),
+            cgroup_memory: cg.is_some_and(|c| c.memory()),
+            cgroup_cpu: cg.is_some_and(|c| c.cpu()) && i.config.limits.cpu_cores.is_some(),
+            limits: i.config.limits,
+        }
+    }
+
+    /// Runs `request.command` with `sh -c` in the workspace at
+    /// `host_workspace_dir` (a host directory).
+    ///
+    /// Inside a namespaced jail the workspace is at [`WORKSPACE_DIR`]; at
+    /// `Limits` the command sees the host path. The working directory is
+    /// the workspace, or `request.workdir` below it.
+    ///
+    /// A timeout is not an error: the result has `timed_out` set and keeps
+    /// the output produced so far. Dropping the returned future kills the
+    /// whole process tree at once.
+    ///
+    /// When the host process is root, entries of the workspace not owned by
+    /// the jail's uid are handed over to it first, so the command can
+    /// change every file; root keeps full access to what the command makes.
+    ///
+    /// # Errors
+    /// `invalid_argument` (NUL in the command, bad environment names),
+    /// `too_large` (stdin over 1 MiB), `not_found` / `not_a_directory`
+    /// (workspace or `workdir`), `unavailable` when the jail cannot start.
+    pub async fn run(&self, host_workspace_dir: &Path, request: ExecRequest) -> Result<ExecOutput> {
+        let inner = &self.inner;
+        let workdir = request.workdir.clone().unwrap_or_else(VPath::root);
+        let (argv, env_pairs) = check_request(&request)?;
+        let ws = host_workspace_dir.to_path_buf();
+        let ids = inner.ids;
+        let canonical = tokio::task::spawn_blocking(move || prepare_workspace(&ws, ids))
+            .await
+            .map_err(|_| Error::Unavailable {
+                message: "preparing the workspace failed".into(),
+            })??;
+        let c = |s: &[u8]| {
+            CString::new(s).map_err(|_| Error::invalid_argument("a path contains a NUL byte"))
+        };
+        let host_ws = c(canonical.as_os_str().as_bytes())?;
+        let (cwd, home) = if inner.ns.is_some() {
+            let cwd = if workdir.is_root() {
+                WORKSPACE_DIR.to_string()
+            } else {
+                format!("{WORKSPACE_DIR}{}", workdir.as_str())
+            };
+            (c(cwd.as_bytes())?, WORKSPACE_DIR.as_bytes().to_vec())
+        } else {
+            let cwd = canonical.join(workdir.relative());
+            (
+                c(cwd.as_os_str().as_bytes())?,
+                canonical.as_os_str().as_bytes().to_vec(),
+            )
+        };
+        let envp = environment(&home, env_pairs)?;
+        let cgroup = match inner.cgroups {
+            Some(cg) => RunCgroup::create(cg, &inner.config.limits)
+                .map_err(|e| unavailable("creating the run's cgroup", &e))?,
+            None => None,
+        };
+        let stdio = run::Stdio::new(&request.stdin)?;
+        let started = std::time::Instant::now();
+        let (guard, failures) = launch(
+            Launch {
+                ns: inner.ns.as_ref(),
+                workspace: host_ws,
+                ids,
+                cwd,
+                rlimits: &inner.rlimits,
+                argv,
+                envp,
+                stdin: stdio.child_stdin,
+                stdout: stdio.child_stdout,
+                stderr: stdio.child_stderr,
+                probe_only: false,
+            },
+            cgroup,
+        )?;
+        run::supervise(
+            guard,
+            failures,
+            (stdio.stdout, stdio.stderr),
+            started,
+            request.timeout,
+            inner.config.max_output_bytes,
+            &workdir,
+        )
+        .await
+    }
+}
+
+/// Checks the request; returns `sh -c` arguments and the extra environment.
+fn check_request(request: &ExecRequest) -> Result<(Vec<CString>, &BTreeMap<String, String>)> {
+    let command = CString::new(request.command.as_bytes())
+        .map_err(|_| Error::invalid_argument("the command contains a NUL byte"))?;
+    for (k, v) in &request.env {
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            return Err(Error::invalid_argument(format!(
+                "environment variable name {k:?} is not valid (empty, '=' or NUL)"
+            )));
+        }
+        if v.contains('\0') {
+            return Err(Error::invalid_argument(format!(
+                "environment variable {k} contains a NUL byte"
+            )));
+        }
+    }
+    Ok((vec![c"sh".into(), c"-c".into(), command], &request.env))
+}
+
+/// The scrubbed environment: `PATH`, `HOME`, `LANG`, then the request's.
+fn environment(home: &[u8], extra: &BTreeMap<String, String>) -> Result<Vec<CString>> {
+    let mut env: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    env.insert(b"PATH".to_vec(), PATH.as_bytes().to_vec());
+    env.insert(b"HOME".to_vec(), home.to_vec());
+    env.insert(b"LANG".to_vec(), b"C.UTF-8".to_vec());
+    for (k, v) in extra {
+        env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+    }
+    let mut out = Vec::with_capacity(env.len());
+    for (mut k, v) in env {
+        k.push(b'=');
+        k.extend_from_slice(&v);
+        out.push(
+            CString::new(k)
+                .map_err(|_| Error::invalid_argument("the environment contains a NUL byte"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Resolves the workspace and hands it over to the sandbox uid (root hosts).
+fn prepare_workspace(path: &Path, ids: HostIds) -> Result<PathBuf> {
+    let root = VPath::root();
+    let canonical = std::fs::canonicalize(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound { path: root.clone() },
+        kind => Error::Io {
+            path: Some(root.clone()),
+            kind,
+        },
+    })?;
+    let meta = std::fs::metadata(&canonical).map_err(|e| Error::io(&root, &e))?;
+    if !meta.is_dir() {
+        return Err(Error::NotADirectory { path: root });
+    }
+    if ids.privileged {
+        crate::ownership::hand_over(&canonical, ids.uid, ids.gid)
+            .map_err(|e| Error::io(&root, &e))?;
+    }
+    Ok(canonical)
+}

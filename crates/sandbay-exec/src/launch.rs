@@ -1,0 +1,199 @@
+//! Starting one jailed process: descriptors, id maps, cgroup, the go signal.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::stat::Mode;
+use sandbay_core::{Error, Result};
+
+use crate::cgroup::RunCgroup;
+use crate::guard::RunGuard;
+use crate::plan::{NsPlan, SANDBOX_UID, WORKSPACE_ATTRS};
+use crate::sys::{self, CStrings, ChildSpec, Ids, NsSpec, Rlimit, Stage, TreeSource};
+
+/// Largest accepted `stdin` of a request, in bytes (it is written into the
+/// pipe before the command starts).
+pub const MAX_STDIN: usize = 1024 * 1024;
+
+/// The host identity commands run as.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HostIds {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    /// The host process is root: it switches uid, clears groups, and may
+    /// map any uid.
+    pub(crate) privileged: bool,
+}
+
+/// What one start needs.
+pub(crate) struct Launch<'a> {
+    pub(crate) ns: Option<&'a NsPlan>,
+    /// Canonical host path of the workspace.
+    pub(crate) workspace: CString,
+    pub(crate) ids: HostIds,
+    pub(crate) cwd: CString,
+    pub(crate) rlimits: &'a [Rlimit],
+    pub(crate) argv: Vec<CString>,
+    pub(crate) envp: Vec<CString>,
+    pub(crate) stdin: OwnedFd,
+    pub(crate) stdout: OwnedFd,
+    pub(crate) stderr: OwnedFd,
+    pub(crate) probe_only: bool,
+}
+
+/// Starts the child and lets it run. Returns the guard (which kills the
+/// tree if dropped) and the failure pipe (EOF once `execve` succeeded).
+pub(crate) fn launch(l: Launch<'_>, cgroup: Option<RunCgroup>) -> Result<(RunGuard, OwnedFd)> {
+    let ns_spec = l.ns.map(|plan| NsSpec {
+        trees: &plan.trees,
+        workspace: TreeSource {
+            path: l.workspace.clone(),
+            attr_set: WORKSPACE_ATTRS,
+        },
+        base: &plan.base,
+        ops: &plan.ops,
+        hostname: &plan.hostname,
+    });
+    let switch = l.ids.privileged;
+    let argv = CStrings::new(l.argv);
+    let envp = CStrings::new(l.envp);
+    let spec = ChildSpec {
+        stdin: l.stdin.as_fd(),
+        stdout: l.stdout.as_fd(),
+        stderr: l.stderr.as_fd(),
+        namespaces: ns_spec.as_ref(),
+        // Inside a user namespace the child always becomes SANDBOX_UID (a
+        // no-op when unprivileged, where that is its own mapped uid).
+        ids: (switch || l.ns.is_some()).then_some(Ids {
+            uid: l.ids.uid,
+            gid: l.ids.gid,
+            clear_groups: switch,
+        }),
+        cwd: &l.cwd,
+        rlimits: l.rlimits,
+        program: c"/bin/sh",
+        argv: &argv,
+        envp: &envp,
+        probe_only: l.probe_only,
+    };
+    let started = sys::start(&spec).map_err(|e| unavailable("creating the process", &e))?;
+    let guard = RunGuard::new(started.pid, started.pidfd, cgroup);
+    if l.ns.is_some() {
+        write_id_maps(started.pid, l.ids)
+            .map_err(|e| unavailable("mapping the sandbox user", &e))?;
+    }
+    if let Some(cg) = guard.cgroup() {
+        cg.attach(started.pid)
+            .map_err(|e| unavailable("joining the run's cgroup", &e))?;
+    }
+    File::from(started.go)
+        .write_all(&[1])
+        .map_err(|e| unavailable("starting the child", &e))?;
+    Ok((guard, started.failures))
+}
+
+/// Writes the child's uid and gid maps: SANDBOX_UID inside = the host ids.
+fn write_id_maps(pid: i32, ids: HostIds) -> io::Result<()> {
+    let proc = format!("/proc/{pid}");
+    let write = |file: &str, data: &str| -> io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("{proc}/{file}"))?;
+        f.write_all(data.as_bytes())
+    };
+    if !ids.privileged {
+        // An unprivileged gid map requires setgroups to be denied.
+        write("setgroups", "deny")?;
+    }
+    write("uid_map", &format!("{SANDBOX_UID} {} 1\n", ids.uid))?;
+    write("gid_map", &format!("{SANDBOX_UID} {} 1\n", ids.gid))
+}
+
+/// The `unavailable` error for a failed start step; names no host path.
+pub(crate) fn unavailable(step: &str, e: &io::Error) -> Error {
+    let what = match e.raw_os_error() {
+        Some(n) => Errno::from_raw(n).desc().to_string(),
+        None => format!("{:?}", e.kind()),
+    };
+    Error::Unavailable {
+        message: format!("the jail could not start: {step}: {what}"),
+    }
+}
+
+/// Turns the child's failure report into an error.
+pub(crate) fn child_failure(stage: Stage, errno: i32, workdir: &sandbay_core::VPath) -> Error {
+    if stage == Stage::Workdir {
+        match Errno::from_raw(errno) {
+            Errno::ENOENT => {
+                return Error::NotFound {
+                    path: workdir.clone(),
+                };
+            }
+            Errno::ENOTDIR => {
+                return Error::NotADirectory {
+                    path: workdir.clone(),
+                };
+            }
+            Errno::EACCES => {
+                return Error::PermissionDenied {
+                    path: workdir.clone(),
+                    reason: "the sandbox user cannot enter this directory".into(),
+                };
+            }
+            _ => {}
+        }
+    }
+    Error::Unavailable {
+        message: format!(
+            "the jail could not start: {}: {}",
+            stage.what(),
+            Errno::from_raw(errno).desc()
+        ),
+    }
+}
+
+/// Standard input for the child: `/dev/null`, or a pipe already holding
+/// all of `data` (so no writer task and no `SIGPIPE` risk).
+pub(crate) fn stdin_fd(data: &[u8]) -> Result<OwnedFd> {
+    let io_err = |e: io::Error| unavailable("preparing standard input", &e);
+    if data.is_empty() {
+        let fd = nix::fcntl::open(
+            c"/dev/null",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(e.into()))?;
+        return sys::high_fd(fd).map_err(io_err);
+    }
+    let too_large = || Error::TooLarge {
+        what: "stdin".into(),
+        size: data.len() as u64,
+        limit: MAX_STDIN as u64,
+    };
+    if data.len() > MAX_STDIN {
+        return Err(too_large());
+    }
+    let (r, w) = sys::pipe().map_err(io_err)?;
+    if data.len() > 64 * 1024 {
+        let size = fcntl(&w, FcntlArg::F_SETPIPE_SZ(data.len() as libc::c_int))
+            .map_err(|_| too_large())?;
+        if (size as usize) < data.len() {
+            return Err(too_large());
+        }
+    }
+    // Never block: the child does not exist yet to read.
+    fcntl(&w, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| io_err(e.into()))?;
+    let mut file = File::from(w);
+    file.write_all(data).map_err(|e| {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            too_large()
+        } else {
+            io_err(e)
+        }
+    })?;
+    Ok(r)
+}
