@@ -39,5 +39,5 @@ pub use client::{DEFAULT_API_TIMEOUT, DockerClient};
 pub use config::{DEFAULT_IMAGE, DEFAULT_USER, DockerConfig, FileMode, PullPolicy, WORKSPACE};
 pub use image::{PullEvent, ensure_image, pull};
 pub use labels::{CREATED, MANAGED, OWNER, PROCESS, SANDBOX};
-pub use reap::{ReapOptions, ReapReport, reap_orphans};
+pub use reap::{ReapOptions, ReapReport, ReapScope, reap_orphans};
 pub use sandbox::DockerSandbox;

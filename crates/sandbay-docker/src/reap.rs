@@ -6,6 +6,22 @@ use sandbay_core::Result;
 use crate::client::DockerClient;
 use crate::labels::{self, Liveness};
 
+/// Whose objects [`reap_orphans`] removes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReapScope {
+    /// Objects whose owning process on this machine is gone, and stopped
+    /// containers. Safe to run at any time, from any process.
+    #[default]
+    Orphans,
+    /// Also objects whose owner cannot be checked (another machine sharing
+    /// the daemon, an earlier boot) and those of other live processes:
+    /// for the start-up of the only service that owns sandboxes on a daemon.
+    AllButMine,
+    /// Everything that matches, this process's own sandboxes included
+    /// (test clean-up, shutting a service down).
+    All,
+}
+
 /// Which sandbay containers and volumes [`reap_orphans`] removes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -13,17 +29,20 @@ pub struct ReapOptions {
     /// Only objects carrying this extra `key=value` label (a test or a
     /// tenant); all sandbay objects when `None`.
     pub label: Option<(String, String)>,
-    /// Also remove objects whose owner cannot be checked (another machine
-    /// sharing the daemon, an earlier boot) and those of live processes
-    /// other than this one. Use at the start-up of the only service that
-    /// owns sandboxes on a daemon.
-    pub include_unknown: bool,
+    /// Whose objects to remove.
+    pub scope: ReapScope,
 }
 
 impl ReapOptions {
     /// Restricts reaping to objects with this label.
     pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.label = Some((key.into(), value.into()));
+        self
+    }
+
+    /// Sets whose objects are removed.
+    pub fn with_scope(mut self, scope: ReapScope) -> Self {
+        self.scope = scope;
         self
     }
 }
@@ -38,12 +57,18 @@ pub struct ReapReport {
     pub volumes: usize,
 }
 
-fn should_reap(labels: Option<&std::collections::HashMap<String, String>>, running: bool, include_unknown: bool) -> bool {
+fn should_reap(
+    labels: Option<&std::collections::HashMap<String, String>>,
+    running: bool,
+    scope: ReapScope,
+) -> bool {
     let process = labels.and_then(|l| l.get(labels::PROCESS));
-    match process.map(|p| labels::liveness(p)) {
-        Some(Liveness::Me) => false,
-        Some(Liveness::Dead) => true,
-        Some(Liveness::Alive) | Some(Liveness::Unknown) | None => include_unknown || !running,
+    match (scope, process.map(|p| labels::liveness(p))) {
+        (ReapScope::All, _) => true,
+        (_, Some(Liveness::Me)) => false,
+        (_, Some(Liveness::Dead)) => true,
+        (ReapScope::AllButMine, _) => true,
+        (ReapScope::Orphans, _) => !running,
     }
 }
 
@@ -51,7 +76,7 @@ fn should_reap(labels: Option<&std::collections::HashMap<String, String>>, runni
 /// stopped ones), then sandbay volumes no live owner uses.
 ///
 /// Sandboxes of this process and of other live processes on this machine
-/// are kept, unless [`ReapOptions::include_unknown`] says otherwise.
+/// are kept, unless [`ReapOptions::scope`] says otherwise.
 ///
 /// # Errors
 /// `unavailable` when the daemon cannot be reached.
@@ -63,7 +88,7 @@ pub async fn reap_orphans(client: &DockerClient, options: &ReapOptions) -> Resul
     let mut report = ReapReport::default();
     for c in client.list_containers(&filter).await? {
         let running = c.state == Some(ContainerSummaryStateEnum::RUNNING);
-        if !should_reap(c.labels.as_ref(), running, options.include_unknown) {
+        if !should_reap(c.labels.as_ref(), running, options.scope) {
             continue;
         }
         if let Some(id) = &c.id {
@@ -74,7 +99,7 @@ pub async fn reap_orphans(client: &DockerClient, options: &ReapOptions) -> Resul
     }
     for (name, labels) in client.list_volumes(&filter).await? {
         // a volume has no running state: its owner decides
-        if !should_reap(Some(&labels), true, options.include_unknown) {
+        if !should_reap(Some(&labels), true, options.scope) {
             continue;
         }
         match client.remove_volume(&name).await {
@@ -88,4 +113,32 @@ pub async fn reap_orphans(client: &DockerClient, options: &ReapOptions) -> Resul
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn owned_by(process: &str) -> HashMap<String, String> {
+        HashMap::from([(labels::PROCESS.to_string(), process.to_string())])
+    }
+
+    #[test]
+    fn scopes() {
+        let me = owned_by(&labels::process_identity());
+        let unknown = owned_by("another-boot:1:1");
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+        let dead = owned_by(&format!("{}:4294967294:1", boot.trim()));
+        use ReapScope::*;
+        assert!(!should_reap(Some(&me), true, Orphans));
+        assert!(!should_reap(Some(&me), true, AllButMine));
+        assert!(should_reap(Some(&me), true, All));
+        assert!(should_reap(Some(&dead), true, Orphans));
+        assert!(!should_reap(Some(&unknown), true, Orphans));
+        assert!(should_reap(Some(&unknown), false, Orphans));
+        assert!(should_reap(Some(&unknown), true, AllButMine));
+        assert!(!should_reap(None, true, Orphans));
+    }
 }

@@ -19,7 +19,8 @@ use sandbay_core::{
 use crate::client::{ApiError, DockerClient};
 use crate::config::{DockerConfig, FileMode, PullPolicy, WORKSPACE};
 use crate::exec::{Executor, Runner};
-use crate::files::ContainerFiles;
+use crate::files::bind::{self, Remover};
+use crate::files::{BindFiles, ContainerFiles, Files};
 use crate::{image, labels};
 
 /// Time limit of one internal file operation.
@@ -51,8 +52,9 @@ pub struct DockerSandbox {
     config: DockerConfig,
     mode: FileMode,
     exec: Arc<Executor>,
-    files: ContainerFiles,
+    files: Files,
     volume: Option<String>,
+    remover: Option<Remover>,
     closed: AtomicBool,
 }
 
@@ -70,6 +72,37 @@ impl std::fmt::Debug for DockerSandbox {
 struct Workspace {
     mount: Mount,
     volume: Option<String>,
+    bind: Option<BindFiles>,
+}
+
+fn bind_workspace(files: BindFiles) -> Workspace {
+    Workspace {
+        mount: Mount {
+            target: Some(WORKSPACE.into()),
+            source: Some(files.host_dir().to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            ..Default::default()
+        },
+        volume: None,
+        bind: Some(files),
+    }
+}
+
+/// Picks the file mode: bind mounts need a local daemon and a process
+/// that can act as the sandbox user on the host (root, or that user).
+fn resolve_mode(client: &DockerClient, config: &DockerConfig) -> Result<FileMode> {
+    let bindable = client.is_local()
+        && matches!((config.uid(), config.gid()), (Some(uid), Some(_)) if bind::can_act_as(uid));
+    match config.file_mode {
+        FileMode::Container => Ok(FileMode::Container),
+        FileMode::Auto if bindable => Ok(FileMode::Bind),
+        FileMode::Auto => Ok(FileMode::Container),
+        FileMode::Bind if bindable => Ok(FileMode::Bind),
+        FileMode::Bind => Err(Error::invalid_argument(
+            "bind-mounted workspaces need a local daemon (unix socket), a numeric uid:gid user, \
+             and a process running as root or as that user",
+        )),
+    }
 }
 
 fn volume_workspace(name: &str, config: &DockerConfig, labels: &HashMap<String, String>) -> Workspace {
@@ -100,6 +133,7 @@ fn volume_workspace(name: &str, config: &DockerConfig, labels: &HashMap<String, 
             ..Default::default()
         },
         volume: Some(name.into()),
+        bind: None,
     }
 }
 
@@ -172,50 +206,72 @@ impl DockerSandbox {
         }
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let name = format!("sandbay-{id}");
-        let mode = match config.file_mode {
-            FileMode::Bind => {
-                return Err(Error::Unsupported {
-                    operation: "bind-mounted workspaces",
-                    backend: "docker",
-                });
-            }
-            FileMode::Auto | FileMode::Container => FileMode::Container,
-        };
+        let mode = resolve_mode(client, &config)?;
         let labels = labels::for_sandbox(&id, &config.owner, &config.labels);
-        let workspace = volume_workspace(&name, &config, &labels);
+        let mut workspace = match mode {
+            FileMode::Bind => {
+                let base = config
+                    .workspace_base
+                    .clone()
+                    .unwrap_or_else(|| std::env::temp_dir().join("sandbay-docker"));
+                let (uid, gid) = (config.uid().unwrap_or(0), config.gid().unwrap_or(0));
+                if config.workspace_bytes.is_some() {
+                    tracing::warn!("a workspace size cap is not enforced on bind-mounted workspaces");
+                }
+                bind_workspace(BindFiles::create(&base, &config.owner, &id, uid, gid).await?)
+            }
+            _ => volume_workspace(&name, &config, &labels),
+        };
+        let remover = workspace.bind.as_ref().map(BindFiles::remover);
+        let cleanup = |client: DockerClient, container: Option<String>| {
+            let (volume, remover) = (workspace.volume.clone(), remover.clone());
+            async move {
+                if let Some(c) = container {
+                    let _ = client.remove_container(&c).await;
+                }
+                if let Some(v) = volume {
+                    let _ = remove_volume_when_free(&client, &v).await;
+                }
+                if let Some(r) = remover {
+                    let _ = r.remove().await;
+                }
+            }
+        };
         let body = container_body(&config, labels, &workspace);
-        let container = match client.create_container(&name, body.clone()).await {
-            Ok(c) => c,
+        let created = match client.create_container(&name, body.clone()).await {
             Err(ApiError::NotFound(m)) if config.pull == PullPolicy::IfMissing => {
                 tracing::info!(image = %config.image, reason = %m, "image missing; pulling");
-                image::ensure_image(client, &config.image, PullPolicy::IfMissing, |_| {}).await?;
-                client.create_container(&name, body).await?
+                match image::ensure_image(client, &config.image, PullPolicy::IfMissing, |_| {})
+                    .await
+                {
+                    Ok(()) => client.create_container(&name, body).await.map_err(Error::from),
+                    Err(e) => Err(e),
+                }
             }
-            Err(ApiError::NotFound(_)) => {
-                return Err(Error::Unavailable {
-                    message: format!(
-                        "image {} is not present and pulling is disabled",
-                        config.image
-                    ),
-                });
-            }
-            Err(e) => return Err(e.into()),
+            Err(ApiError::NotFound(_)) => Err(Error::Unavailable {
+                message: format!(
+                    "image {} is not present and pulling is disabled",
+                    config.image
+                ),
+            }),
+            other => other.map_err(Error::from),
         };
-        let cleanup = |client: DockerClient, container: String, volume: Option<String>| async move {
-            let _ = client.remove_container(&container).await;
-            if let Some(v) = volume {
-                let _ = client.remove_volume(&v).await;
+        let container = match created {
+            Ok(c) => c,
+            Err(e) => {
+                cleanup(client.clone(), None).await;
+                return Err(e);
             }
         };
         let attached = match client.attach_container(&container).await {
             Ok(a) => a,
             Err(e) => {
-                cleanup(client.clone(), container, workspace.volume).await;
+                cleanup(client.clone(), Some(container)).await;
                 return Err(e.into());
             }
         };
         if let Err(e) = client.start_container(&container).await {
-            cleanup(client.clone(), container, workspace.volume).await;
+            cleanup(client.clone(), Some(container)).await;
             return Err(e.into());
         }
         let runner = Runner::start(attached.0, attached.1);
@@ -226,12 +282,15 @@ impl DockerSandbox {
             runner: Some(runner),
             use_runner: config.runner,
         });
-        let files = ContainerFiles::new(
-            exec.clone(),
-            Limits::default(),
-            FILE_OP_TIMEOUT,
-            config.max_download_bytes,
-        );
+        let files = match workspace.bind.take() {
+            Some(b) => Files::Bind(b),
+            None => Files::Container(ContainerFiles::new(
+                exec.clone(),
+                Limits::default(),
+                FILE_OP_TIMEOUT,
+                config.max_download_bytes,
+            )),
+        };
         tracing::debug!(sandbox = %id, owner = %config.owner, "sandbox container started");
         Ok(DockerSandbox {
             id,
@@ -242,6 +301,7 @@ impl DockerSandbox {
             exec,
             files,
             volume: workspace.volume,
+            remover,
             closed: AtomicBool::new(false),
         })
     }
@@ -257,6 +317,8 @@ impl DockerSandbox {
     }
 
     /// Where the files live ([`FileMode::Bind`] or [`FileMode::Container`]).
+    /// With [`FileMode::Auto`], a local daemon and a process that can act
+    /// as the sandbox user give [`FileMode::Bind`].
     pub fn file_mode(&self) -> FileMode {
         self.mode
     }
@@ -274,6 +336,9 @@ impl DockerSandbox {
         self.client.remove_container(&self.container).await?;
         if let Some(v) = &self.volume {
             remove_volume_when_free(&self.client, v).await?;
+        }
+        if let Some(r) = &self.remover {
+            r.remove().await?;
         }
         tracing::debug!(sandbox = %self.id, "sandbox removed");
         Ok(())
@@ -310,6 +375,7 @@ impl Drop for DockerSandbox {
         let timeout = self.client.timeout();
         let container = self.container.clone();
         let volume = self.volume.clone();
+        let remover = self.remover.clone();
         let spawned = std::thread::Builder::new()
             .name("sandbay-docker-drop".into())
             .spawn(move || {
@@ -326,6 +392,9 @@ impl Drop for DockerSandbox {
                     let _ = client.remove_container(&container).await;
                     if let Some(v) = volume {
                         let _ = remove_volume_when_free(&client, &v).await;
+                    }
+                    if let Some(r) = remover {
+                        let _ = r.remove().await;
                     }
                 });
             });
@@ -364,7 +433,7 @@ impl Backend for DockerSandbox {
     }
 
     async fn write(&self, path: &VPath, content: &str) -> Result<()> {
-        self.files.write(path, content.as_bytes()).await
+        self.files.write(path, content).await
     }
 
     async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {

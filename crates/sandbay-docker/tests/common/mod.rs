@@ -79,9 +79,9 @@ impl Guard {
 
     /// Reap options matching only this test's objects, whoever owns them.
     pub fn reap_options(&self) -> ReapOptions {
-        let mut o = ReapOptions::default().with_label(TEST_LABEL, &self.value);
-        o.include_unknown = true;
-        o
+        ReapOptions::default()
+            .with_label(TEST_LABEL, &self.value)
+            .with_scope(sandbay_docker::ReapScope::All)
     }
 }
 
@@ -125,4 +125,50 @@ pub async fn count_objects(client: &DockerClient, guard: &Guard) -> (usize, usiz
     let volumes = String::from_utf8_lossy(&out.stdout).lines().count();
     let _ = client;
     (containers, volumes)
+}
+
+/// What a conformance fixture keeps alive: the test label's guard (which
+/// reaps the container) and the temporary base of bind-mounted workspaces.
+pub struct FixtureGuard {
+    _guard: Guard,
+    _base: tempfile::TempDir,
+}
+
+/// A fresh sandbox for one conformance or attack case.
+///
+/// `served_root`: the fixture's host root is the very directory the
+/// container bind-mounts (the attack suite needs that); otherwise it is
+/// the per-test base directory above it.
+pub async fn fixture(mode: sandbay_docker::FileMode, served_root: bool) -> sandbay_testkit::Fixture {
+    use sandbay_core::Sandbox;
+    let client = docker()
+        .await
+        .expect("these tests need a Docker daemon and the test image (cargo xtask docker-image)");
+    let guard = Guard::new(&client, "conformance");
+    let base = tempfile::tempdir().expect("temp dir");
+    let config = guard
+        .config()
+        .with_file_mode(mode)
+        .with_workspace_base(base.path());
+    let owner = config.owner.clone();
+    let sandbox = sandbay_docker::DockerSandbox::create(&client, config)
+        .await
+        .expect("create a sandbox");
+    assert_eq!(sandbox.file_mode(), mode);
+    let root = if served_root {
+        base.path()
+            .join(sandbay_fs::FsProvider::dir_name(&owner).unwrap())
+            .join(sandbay_fs::FsProvider::dir_name(sandbox.id()).unwrap())
+    } else {
+        base.path().to_path_buf()
+    };
+    let fx = sandbay_testkit::Fixture::with_sandbox(sandbox).guard(FixtureGuard {
+        _guard: guard,
+        _base: base,
+    });
+    if mode == sandbay_docker::FileMode::Bind {
+        fx.host_root(root)
+    } else {
+        fx
+    }
 }

@@ -1,0 +1,175 @@
+//! Bind-mounted workspaces: a per-sandbox host directory, mounted at
+//! `/workspace`, with every file operation done on the host through the
+//! capability-based [`FsBackend`] (microseconds instead of a round trip
+//! into the container).
+//!
+//! The container plants whatever it likes in that directory (symlinks to
+//! `/etc`, FIFOs, ...); the fs backend refuses anything that would lead
+//! the host side out (cap-std resolves every path beneath the handle).
+//!
+//! Files must belong to the sandbox user so commands can change them. The
+//! host-side operations therefore run on threads whose *filesystem* uid
+//! and gid are the sandbox's (`setfsuid`/`setfsgid` are per thread): new
+//! files are owned by the sandbox user, and every permission check is
+//! the sandbox user's, never root's. Those threads belong to one small
+//! runtime per uid, shared by every sandbox of the process.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid};
+use sandbay_core::{Error, Result};
+use sandbay_fs::{FsBackend, FsProvider};
+
+/// The runtime whose threads act as `uid:gid` on the filesystem.
+fn runtime_for(uid: u32, gid: u32) -> Result<tokio::runtime::Handle> {
+    static RUNTIMES: OnceLock<Mutex<HashMap<(u32, u32), tokio::runtime::Runtime>>> =
+        OnceLock::new();
+    let map = RUNTIMES.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(rt) = map.get(&(uid, gid)) {
+        return Ok(rt.handle().clone());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(16)
+        .thread_name("sandbay-docker-fs")
+        .on_thread_start(move || {
+            nix::unistd::setfsgid(Gid::from_raw(gid));
+            nix::unistd::setfsuid(Uid::from_raw(uid));
+        })
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Unavailable {
+            message: format!("cannot start the file threads ({})", e.kind()),
+        })?;
+    let handle = rt.handle().clone();
+    map.insert((uid, gid), rt);
+    Ok(handle)
+}
+
+/// Whether this process can act as `uid` on the filesystem (it is root,
+/// or it is that user).
+pub(crate) fn can_act_as(uid: u32) -> bool {
+    let me = nix::unistd::geteuid();
+    me.is_root() || me.as_raw() == uid
+}
+
+/// A workspace in a host directory bind-mounted into the container.
+pub(crate) struct BindFiles {
+    fs: FsBackend,
+    runtime: tokio::runtime::Handle,
+    provider: FsProvider,
+    owner: String,
+    session: String,
+    host_dir: PathBuf,
+}
+
+impl std::fmt::Debug for BindFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // never show the host directory
+        f.debug_struct("BindFiles").finish_non_exhaustive()
+    }
+}
+
+impl BindFiles {
+    /// Makes `base/<owner>/<session>`, owned by `uid:gid` with mode 0700.
+    pub(crate) async fn create(
+        base: &Path,
+        owner: &str,
+        session: &str,
+        uid: u32,
+        gid: u32,
+    ) -> Result<BindFiles> {
+        let provider = FsProvider::open(base).await?;
+        let fs = provider.session(owner, session).await?;
+        let host_dir = provider.session_path(owner, session)?;
+        // fchown/fchmod on the handle itself: no path, no race
+        let owned = std::os::unix::fs::fchown(fs.root(), Some(uid), Some(gid));
+        let moded = nix::sys::stat::fchmod(fs.root(), Mode::from_bits_truncate(0o700));
+        if owned.is_err() || moded.is_err() {
+            let _ = provider.remove_session(owner, session).await;
+            return Err(Error::Unavailable {
+                message: "cannot give the workspace directory to the sandbox user".into(),
+            });
+        }
+        Ok(BindFiles {
+            fs,
+            runtime: runtime_for(uid, gid)?,
+            provider,
+            owner: owner.into(),
+            session: session.into(),
+            host_dir,
+        })
+    }
+
+    /// The host directory (for the bind mount only; never shown to users).
+    pub(crate) fn host_dir(&self) -> &Path {
+        &self.host_dir
+    }
+
+    /// Runs a file operation on the sandbox user's threads.
+    pub(crate) async fn call<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(FsBackend) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let fut = op(self.fs.clone());
+        self.runtime.spawn(fut).await.unwrap_or_else(|_| {
+            Err(Error::Unavailable {
+                message: "the file threads stopped".into(),
+            })
+        })
+    }
+
+    /// Like [`BindFiles::call`] for operations that return a value per item.
+    pub(crate) async fn call_vec<T, F, Fut>(&self, items: usize, op: F) -> Vec<Result<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(FsBackend) -> Fut,
+        Fut: Future<Output = Vec<Result<T>>> + Send + 'static,
+    {
+        let fut = op(self.fs.clone());
+        match self.runtime.spawn(fut).await {
+            Ok(v) => v,
+            Err(_) => (0..items)
+                .map(|_| {
+                    Err(Error::Unavailable {
+                        message: "the file threads stopped".into(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// A handle that removes the directory later (from `Drop`).
+    pub(crate) fn remover(&self) -> Remover {
+        Remover {
+            provider: self.provider.clone(),
+            owner: self.owner.clone(),
+            session: self.session.clone(),
+        }
+    }
+}
+
+/// Removes a bind-mounted workspace directory.
+#[derive(Clone)]
+pub(crate) struct Remover {
+    provider: FsProvider,
+    owner: String,
+    session: String,
+}
+
+impl Remover {
+    /// Deletes the directory and everything in it; a missing one is fine.
+    pub(crate) async fn remove(&self) -> Result<()> {
+        match self.provider.remove_session(&self.owner, &self.session).await {
+            Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
