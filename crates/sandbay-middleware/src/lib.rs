@@ -70,6 +70,8 @@ mod describe;
 mod format;
 mod hints;
 mod output;
+#[cfg(feature = "rig")]
+pub mod rig;
 mod spec;
 mod toolbox;
 mod tools;
