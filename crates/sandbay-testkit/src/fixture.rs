@@ -129,6 +129,7 @@ impl Fixture {
             .await
             .unwrap_or_else(|e| panic!("read {path} failed: {e}"))
             .lines
+            .to_vec()
     }
 
     /// Whether a path exists (`stat` succeeds).
