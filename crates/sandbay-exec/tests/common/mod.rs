@@ -108,20 +108,26 @@ pub fn procs_with(marker: &str) -> Vec<i32> {
         .collect()
 }
 
+fn uid_of(dir: &Path) -> Option<u32> {
+    status_field(dir, "Uid:").and_then(|u| u.split_whitespace().next().and_then(|v| v.parse().ok()))
+}
+
 /// Host pids of live (non-zombie) processes whose real uid is `uid`.
 pub fn procs_of_uid(uid: u32) -> Vec<i32> {
     live_pids()
         .into_iter()
-        .filter(|(_, dir)| {
-            status_field(dir, "Uid:").and_then(|u| {
-                u.split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u32>().ok())
-            }) == Some(uid)
-                && !is_zombie(dir)
-        })
+        .filter(|(_, dir)| uid_of(dir) == Some(uid) && !is_zombie(dir))
         .map(|(pid, _)| pid)
         .collect()
+}
+
+/// How many processes (zombies included, as the kernel counts them for
+/// `RLIMIT_NPROC`) have real uid `uid`.
+pub fn count_uid_all(uid: u32) -> usize {
+    live_pids()
+        .into_iter()
+        .filter(|(_, dir)| uid_of(dir) == Some(uid))
+        .count()
 }
 
 /// Polls `probe` until it returns an empty list or `within` passes;
