@@ -253,18 +253,21 @@ pub fn window_slice(
         _ => return Err(Error::BinaryFile { path: path.clone() }),
     };
     let mut window = WindowBuilder::new(request, max_window_bytes);
-    let mut rest = text;
-    while !rest.is_empty() {
-        match rest.find('\n') {
-            Some(i) => {
-                window.line(&rest[..i], true, false);
-                rest = &rest[i + 1..];
+    let mut start = 0;
+    for newline in memchr::memchr_iter(b'\n', bytes) {
+        if window.index >= window.end || window.closed {
+            // past the window: only count what is left
+            window.index += memchr::memchr_iter(b'\n', &bytes[start..]).count();
+            if !bytes.ends_with(b"\n") {
+                window.index += 1;
             }
-            None => {
-                window.line(rest, false, false);
-                rest = "";
-            }
+            return Ok(window.finish(request));
         }
+        window.line(&text[start..newline], true, false);
+        start = newline + 1;
+    }
+    if start < text.len() {
+        window.line(&text[start..], false, false);
     }
     Ok(window.finish(request))
 }
