@@ -5,7 +5,9 @@
 //!   server;
 //! * `fs`: the current directory; `fs=DIR`: the directory `DIR` (created
 //!   if missing); every file operation stays inside it;
-//! * `docker`: a container workspace, once the Docker backend ships.
+//! * `docker`: a fresh container from the default image (see
+//!   `sandbay_docker::DockerConfig`), with `execute`; it is removed when
+//!   the client disconnects (and by the daemon if this process dies).
 //!
 //! Standard output carries the protocol; logs go to standard error.
 
@@ -51,18 +53,28 @@ impl std::str::FromStr for BackendSpec {
 /// client disconnects.
 pub(crate) async fn run(backend_spec: &str) -> Result<(), Box<dyn std::error::Error>> {
     let spec: BackendSpec = backend_spec.parse()?;
-    let toolbox = open(&spec).await?;
+    let (toolbox, container) = open(&spec).await?;
     tracing::info!(backend = %backend_spec, "serving MCP on stdio");
-    McpServer::new(toolbox).serve_stdio().await?;
+    let served = McpServer::new(toolbox).serve_stdio().await;
+    if let Some(sandbox) = container {
+        if let Err(e) = sandbox.shutdown().await {
+            tracing::warn!(error = %e, "the sandbox container could not be removed");
+        }
+    }
+    served?;
     Ok(())
 }
 
+/// The toolbox for a backend spec, and the container to remove at the end.
+type Opened = (Toolbox, Option<Arc<sandbay_docker::DockerSandbox>>);
+
 /// Builds the toolbox for a backend spec.
-async fn open(spec: &BackendSpec) -> Result<Toolbox, Box<dyn std::error::Error>> {
+async fn open(spec: &BackendSpec) -> Result<Opened, Box<dyn std::error::Error>> {
     match spec {
-        BackendSpec::State => Ok(Toolbox::new(Arc::new(
-            sandbay_state::StateBackend::default(),
-        ))),
+        BackendSpec::State => Ok((
+            Toolbox::new(Arc::new(sandbay_state::StateBackend::default())),
+            None,
+        )),
         BackendSpec::Fs(dir) => {
             let dir = match dir {
                 Some(dir) => dir.clone(),
@@ -71,13 +83,18 @@ async fn open(spec: &BackendSpec) -> Result<Toolbox, Box<dyn std::error::Error>>
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create the workspace directory {}: {e}", dir.display()))?;
             let root = sandbay_fs::open_root(&dir).await?;
-            Ok(Toolbox::new(Arc::new(sandbay_fs::FsBackend::new(root))))
+            Ok((
+                Toolbox::new(Arc::new(sandbay_fs::FsBackend::new(root))),
+                None,
+            ))
         }
-        BackendSpec::Docker => Err(
-            "the docker backend is not available yet: sandbay-docker does not provide a sandbox to serve; \
-use --backend state or --backend fs[=DIR]"
-                .into(),
-        ),
+        BackendSpec::Docker => {
+            let client = sandbay_docker::DockerClient::connect().await?;
+            let config = sandbay_docker::DockerConfig::default().with_owner("sandbay-mcp");
+            let sandbox = Arc::new(sandbay_docker::DockerSandbox::create(&client, config).await?);
+            let toolbox = Toolbox::with_sandbox(sandbox.clone());
+            Ok((toolbox, Some(sandbox)))
+        }
     }
 }
 
@@ -93,10 +110,16 @@ mod tests {
             "fs=/tmp/ws".parse::<BackendSpec>().unwrap(),
             BackendSpec::Fs(Some(PathBuf::from("/tmp/ws")))
         );
-        assert_eq!("docker".parse::<BackendSpec>().unwrap(), BackendSpec::Docker);
+        assert_eq!(
+            "docker".parse::<BackendSpec>().unwrap(),
+            BackendSpec::Docker
+        );
         for bad in ["", "fs=", "memory", "FS"] {
             let err = bad.parse::<BackendSpec>().unwrap_err();
-            assert!(err.to_string().contains("use state, fs, fs=DIR or docker"), "{err}");
+            assert!(
+                err.to_string().contains("use state, fs, fs=DIR or docker"),
+                "{err}"
+            );
         }
     }
 }
