@@ -11,6 +11,7 @@ use sandbay_core::{
 
 use crate::config::FsConfig;
 use crate::error::join_error;
+use crate::locks::PathLocks;
 use crate::{read, search, write};
 
 /// A workspace in a host directory, reached only through a
@@ -37,15 +38,22 @@ use crate::{read, search, write};
 /// ```
 #[derive(Clone)]
 pub struct FsBackend {
-    root: Arc<Dir>,
+    inner: Arc<Inner>,
+}
+
+/// What the blocking work needs: the capability, the settings, the locks.
+#[derive(Debug)]
+struct Inner {
+    root: Dir,
     config: FsConfig,
+    locks: PathLocks,
 }
 
 impl fmt::Debug for FsBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print anything that could name a host path.
         f.debug_struct("FsBackend")
-            .field("config", &self.config)
+            .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
 }
@@ -59,31 +67,33 @@ impl FsBackend {
     /// A backend over `root` with the given settings.
     pub fn with_config(root: Dir, config: FsConfig) -> Self {
         FsBackend {
-            root: Arc::new(root),
-            config,
+            inner: Arc::new(Inner {
+                root,
+                config,
+                locks: PathLocks::default(),
+            }),
         }
     }
 
     /// The settings in force.
     pub fn config(&self) -> &FsConfig {
-        &self.config
+        &self.inner.config
     }
 
     /// The root capability (for host-side helpers that need the same
     /// handle, e.g. to pass it on).
     pub fn root(&self) -> &Dir {
-        &self.root
+        &self.inner.root
     }
 
     /// Runs blocking file work on tokio's blocking pool.
     async fn blocking<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Dir, &FsConfig) -> Result<T> + Send + 'static,
+        F: FnOnce(&Dir, &FsConfig, &PathLocks) -> Result<T> + Send + 'static,
     {
-        let root = Arc::clone(&self.root);
-        let config = self.config;
-        tokio::task::spawn_blocking(move || work(&root, &config))
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner.root, &inner.config, &inner.locks))
             .await
             .unwrap_or_else(|e| Err(join_error(e)))
     }
@@ -105,59 +115,72 @@ impl Backend for FsBackend {
 
     async fn ls(&self, path: &VPath) -> Result<Vec<DirEntry>> {
         let path = path.clone();
-        self.blocking(move |root, _| read::ls(root, &path)).await
+        self.blocking(move |root, _, _| read::ls(root, &path)).await
     }
 
     async fn stat(&self, path: &VPath) -> Result<DirEntry> {
         let path = path.clone();
-        self.blocking(move |root, _| read::stat(root, &path)).await
+        self.blocking(move |root, _, _| read::stat(root, &path))
+            .await
     }
 
     async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow> {
         let path = path.clone();
-        self.blocking(move |root, config| read::read(root, &path, request, config))
+        self.blocking(move |root, config, _| read::read(root, &path, request, config))
             .await
     }
 
     async fn write(&self, path: &VPath, content: &str) -> Result<()> {
         let path = path.clone();
         let content = content.to_owned();
-        self.blocking(move |root, config| write::write(root, &path, content.as_bytes(), config))
-            .await
+        self.blocking(move |root, config, locks| {
+            let _guard = locks.lock(&path);
+            write::write(root, &path, content.as_bytes(), config)
+        })
+        .await
     }
 
     async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
         let path = path.clone();
         let request = request.clone();
-        self.blocking(move |root, config| write::edit(root, &path, &request, config))
-            .await
+        self.blocking(move |root, config, locks| {
+            let _guard = locks.lock(&path);
+            write::edit(root, &path, &request, config)
+        })
+        .await
     }
 
     async fn delete(&self, path: &VPath) -> Result<()> {
         let path = path.clone();
-        self.blocking(move |root, _| write::delete(root, &path))
-            .await
+        self.blocking(move |root, _, locks| {
+            let _guard = locks.lock(&path);
+            write::delete(root, &path)
+        })
+        .await
     }
 
     async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {
         let request = request.clone();
-        self.blocking(move |root, config| search::grep(root, &request, config))
+        self.blocking(move |root, config, _| search::grep(root, &request, config))
             .await
     }
 
     async fn glob(&self, request: &GlobRequest) -> Result<GlobOutput> {
         let request = request.clone();
-        self.blocking(move |root, _| search::glob(root, &request))
+        self.blocking(move |root, _, _| search::glob(root, &request))
             .await
     }
 
     async fn upload(&self, files: Vec<(VPath, Vec<u8>)>) -> Vec<Result<()>> {
         let count = files.len();
         let results = self
-            .blocking(move |root, config| {
+            .blocking(move |root, config, locks| {
                 Ok(files
                     .iter()
-                    .map(|(path, bytes)| write::write(root, path, bytes, config))
+                    .map(|(path, bytes)| {
+                        let _guard = locks.lock(path);
+                        write::write(root, path, bytes, config)
+                    })
                     .collect::<Vec<_>>())
             })
             .await;
@@ -168,7 +191,7 @@ impl Backend for FsBackend {
         let paths = paths.to_vec();
         let count = paths.len();
         let results = self
-            .blocking(move |root, config| {
+            .blocking(move |root, config, _| {
                 Ok(paths
                     .iter()
                     .map(|path| read::read_bytes(root, path, config))

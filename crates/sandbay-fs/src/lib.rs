@@ -68,6 +68,16 @@
 //!   characters, backslashes) are invisible to `ls`, `glob` and `grep`.
 //! * A temporary file exists under a `.tmp*` name only for the instant
 //!   between naming the finished content and the rename.
+//! * Changes through one backend (and its clones) to the same virtual
+//!   path are serialised: two concurrent edits of a file both land.
+//!   Changes by other processes are not locked out; each single change
+//!   is still atomic.
+//! * `read` and `grep` see a file as it was when opened: files up to
+//!   256 KiB are read whole, larger ones are streamed through a 64 KiB
+//!   buffer.
+//! * A grep skips, without an error, files it meets while walking that it
+//!   cannot use (special, hard-linked, vanished, over the size limit); a
+//!   file named as the search path reports those errors instead.
 //!
 //! # Dependencies
 //!
@@ -86,6 +96,7 @@ mod backend;
 mod config;
 mod error;
 mod handle;
+mod locks;
 mod provider;
 mod read;
 mod search;

@@ -4,7 +4,7 @@ use std::io::{self, BufReader};
 
 use cap_fs_ext::FollowSymlinks;
 use cap_std::fs::{Dir, FileType};
-use sandbay_core::text::window_lines;
+use sandbay_core::text::{window_lines, window_slice};
 use sandbay_core::{DirEntry, EntryKind, Error, ReadRequest, Result, TextWindow, VPath};
 
 use crate::config::FsConfig;
@@ -14,6 +14,8 @@ use crate::handle::{open_regular, rel};
 /// Buffer of the reader behind `read`: the window is streamed through it,
 /// so memory stays bounded whatever the file size.
 const READ_BUFFER: usize = 64 * 1024;
+/// Files up to this size are read whole for `read`; larger ones stream.
+const WHOLE_FILE_MAX: u64 = 256 * 1024;
 
 /// The kind of a directory entry, from a type that was not followed.
 pub(crate) fn kind_of(file_type: FileType) -> EntryKind {
@@ -90,6 +92,12 @@ pub(crate) fn read(
     config: &FsConfig,
 ) -> Result<TextWindow> {
     let file = open_regular(root, rel(path), FollowSymlinks::Yes, path, config)?;
+    if file.meta.len() <= WHOLE_FILE_MAX {
+        // Small enough to hold: one read, and the faster in-memory rules.
+        let mut bytes = Vec::new();
+        file.read_snapshot(path, &mut bytes)?;
+        return window_slice(path, &bytes, request, config.limits.max_window_bytes);
+    }
     // A small file fits the buffer whole (plus one byte to see the end).
     let capacity = usize::try_from(file.meta.len())
         .unwrap_or(READ_BUFFER)
