@@ -179,8 +179,13 @@ pub(crate) fn resolve_target(root: &Dir, path: &VPath) -> Result<Target> {
         if !meta.file_type().is_symlink() {
             return Ok(target);
         }
-        // `read_link` refuses absolute targets as an escape.
-        let link = root.read_link(&full).map_err(|e| map_io(path, &e))?;
+        // `read_link` refuses absolute targets as an escape. `EINVAL`: the
+        // link was replaced by something else meanwhile; look again.
+        let link = match root.read_link(&full) {
+            Ok(link) => link,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => continue,
+            Err(e) => return Err(map_io(path, &e)),
+        };
         let link_dir = link.parent().unwrap_or(Path::new(""));
         match link.file_name() {
             Some(name) => {

@@ -27,6 +27,8 @@ struct Tally {
     ops: u64,
     codes: BTreeMap<&'static str, u64>,
     violations: Vec<String>,
+    /// A few `io` errors, to show which operations met which kinds.
+    samples: Vec<String>,
 }
 
 impl Tally {
@@ -37,6 +39,11 @@ impl Tally {
             Err(e) => e.code().as_str(),
         };
         *self.codes.entry(code).or_default() += 1;
+        if let Err(e) = r {
+            if code == "io" && self.samples.len() < 5 {
+                self.samples.push(format!("{what}: {e:?}"));
+            }
+        }
         if let Some(problem) = checker.problem(r) {
             if self.violations.len() < 20 {
                 self.violations.push(format!("{what}: {problem}"));
@@ -50,23 +57,44 @@ impl Tally {
             *self.codes.entry(code).or_default() += n;
         }
         self.violations.extend(other.violations);
+        self.samples.extend(other.samples);
+        self.samples.truncate(5);
     }
 }
 
-/// Swaps each `(dir, link)` pair with `RENAME_EXCHANGE` until stopped.
-fn swapper(pairs: Vec<(PathBuf, PathBuf)>, stop: Arc<AtomicBool>, swaps: Arc<AtomicU64>) {
+/// One pair the swapper exchanges: an in-root entry and a symlink
+/// (whose target is kept to plant it again).
+#[derive(Debug, Clone)]
+struct Swap {
+    entry: PathBuf,
+    link: PathBuf,
+    target: PathBuf,
+}
+
+/// Swaps each pair with `RENAME_EXCHANGE` until stopped. A write through
+/// the backend may replace the symlink with a regular file (a rename over
+/// the name, which is allowed); the link is then planted again, so the
+/// race keeps its teeth.
+fn swapper(pairs: Vec<Swap>, stop: Arc<AtomicBool>, swaps: Arc<AtomicU64>) {
     let exchange =
         |a: &Path, b: &Path| renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE);
+    let is_link = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
     // The first exchange must work: the test means nothing otherwise.
-    for (a, b) in &pairs {
-        exchange(a, b).expect("renameat2(RENAME_EXCHANGE) works on this filesystem");
-        exchange(a, b).expect("renameat2(RENAME_EXCHANGE) works on this filesystem");
+    for s in &pairs {
+        exchange(&s.entry, &s.link).expect("renameat2(RENAME_EXCHANGE) works on this filesystem");
+        exchange(&s.entry, &s.link).expect("renameat2(RENAME_EXCHANGE) works on this filesystem");
         swaps.fetch_add(2, Ordering::Relaxed);
     }
+    let mut round = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        for (a, b) in &pairs {
-            if exchange(a, b).is_ok() {
+        round += 1;
+        for s in &pairs {
+            if exchange(&s.entry, &s.link).is_ok() {
                 swaps.fetch_add(1, Ordering::Relaxed);
+            }
+            if round % 64 == 0 && !is_link(&s.entry) && !is_link(&s.link) {
+                let _ = std::fs::remove_file(&s.link);
+                let _ = std::os::unix::fs::symlink(&s.target, &s.link);
             }
         }
     }
@@ -91,7 +119,7 @@ async fn worker(
         let victim = p(&format!("{dir}/victim.txt"));
         let new = p(&format!("{dir}/new-{id}-{}.txt", round % 8));
         let new_sub = p(&format!("{dir}/sub/new-{id}-{}.txt", round % 8));
-        match (round + id) % 9 {
+        match (round + id) % 10 {
             0 => {
                 let r = backend.read(&f, ReadRequest::default()).await;
                 tally.record(&checker, "read f", &r);
@@ -165,6 +193,32 @@ async fn worker(
                 let r = backend.stat(&f).await;
                 tally.record(&checker, "stat f", &r);
             }
+            8 => {
+                // a file swapped with a symlink to an outside file
+                let x = p("/x.txt");
+                let r = backend.read(&x, ReadRequest::default()).await;
+                tally.record(&checker, "read x", &r);
+                let out = backend.download(std::slice::from_ref(&x)).await;
+                for r in out {
+                    if let Ok(bytes) = &r {
+                        if let Some(problem) = checker.bytes_problem(bytes) {
+                            tally.violations.push(format!("download x: {problem}"));
+                        }
+                    }
+                    tally.record(&checker, "download x", &r.map(|b| b.len()));
+                }
+                let edit = EditRequest {
+                    old: "tick".into(),
+                    new: "tick".into(),
+                    replace_all: true,
+                };
+                let r = backend.edit(&x, &edit).await;
+                tally.record(&checker, "edit x", &r);
+                let r = backend.write(&x, "inside tick\n").await;
+                tally.record(&checker, "write x", &r);
+                let r = backend.stat(&x).await;
+                tally.record(&checker, "stat x", &r);
+            }
             _ => {
                 let r = backend.write(&victim, "inside victim\n").await;
                 tally.record(&checker, "write victim", &r);
@@ -177,7 +231,8 @@ async fn worker(
 }
 
 /// A thread swaps two in-root directories with symlinks to the outside
-/// directory (one absolute, one relative `../`) using
+/// directory (one absolute, one relative `../`), and a file with a
+/// symlink to an outside file, using
 /// `renameat2(RENAME_EXCHANGE)`, as fast as it can, while reads,
 /// downloads, writes, uploads, edits, deletes, greps, globs, `ls` and
 /// `stat` run on paths through those directories for
@@ -194,9 +249,17 @@ pub async fn rename_swap_race_leaks_nothing(fx: &Fixture) {
     }
     std::os::unix::fs::symlink(a.outside(), a.host("swap-abs")).unwrap();
     std::os::unix::fs::symlink(a.outside_from_root(), a.host("swap-rel")).unwrap();
+    std::fs::write(a.host("x.txt"), "inside tick\n").unwrap();
+    std::os::unix::fs::symlink(a.outside().join("f.txt"), a.host("x-link")).unwrap();
+    let swap = |entry: &str, link: &str| Swap {
+        entry: a.host(entry),
+        link: a.host(link),
+        target: std::fs::read_link(a.host(link)).unwrap(),
+    };
     let pairs = vec![
-        (a.host("d"), a.host("swap-abs")),
-        (a.host("e"), a.host("swap-rel")),
+        swap("d", "swap-abs"),
+        swap("e", "swap-rel"),
+        swap("x.txt", "x-link"),
     ];
     let before = a.outside_state();
 
@@ -225,13 +288,13 @@ pub async fn rename_swap_race_leaks_nothing(fx: &Fixture) {
     let swapper_result = thread.join();
     // Put the directories back where they belong (an odd number of swaps
     // leaves the symlink under the directory's name).
-    for (dir, link) in &pairs {
-        if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+    for s in &pairs {
+        if std::fs::symlink_metadata(&s.entry).is_ok_and(|m| m.file_type().is_symlink()) {
             renameat2(
                 AT_FDCWD,
-                dir.as_path(),
+                s.entry.as_path(),
                 AT_FDCWD,
-                link.as_path(),
+                s.link.as_path(),
                 RenameFlags::RENAME_EXCHANGE,
             )
             .expect("swap back");
@@ -239,8 +302,8 @@ pub async fn rename_swap_race_leaks_nothing(fx: &Fixture) {
     }
     let swaps = swaps.load(Ordering::Relaxed);
     eprintln!(
-        "rename-swap race: {} operations, {swaps} swaps in {RACE_DURATION:?}; results: {:?}",
-        tally.ops, tally.codes
+        "rename-swap race: {} operations, {swaps} swaps in {RACE_DURATION:?}; results: {:?}; io samples: {:?}",
+        tally.ops, tally.codes, tally.samples
     );
     assert!(swapper_result.is_ok(), "the swapper thread panicked");
     assert!(panics.is_empty(), "workers panicked: {panics:?}");
