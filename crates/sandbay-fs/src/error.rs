@@ -44,6 +44,18 @@ pub(crate) fn map_io(path: &VPath, err: &io::Error) -> Error {
     Error::io(path, err)
 }
 
+/// Maps a host I/O error of the provider, which works on user and
+/// session directories rather than virtual paths: no path is named at
+/// all (the ids are the caller's own).
+pub(crate) fn provider_io(err: io::Error) -> Error {
+    match err.kind() {
+        io::ErrorKind::NotFound => Error::NotFound {
+            path: VPath::root(),
+        },
+        kind => Error::Io { path: None, kind },
+    }
+}
+
 /// A `permission_denied` with a fixed reason.
 pub(crate) fn denied(path: &VPath, reason: &'static str) -> Error {
     Error::PermissionDenied {

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::FsBackend;
 use crate::config::FsConfig;
-use crate::error::join_error;
+use crate::error::{join_error, provider_io};
 
 /// Longest directory name made by plain encoding; longer ids are hashed.
 const MAX_ENCODED: usize = 96;
@@ -265,16 +265,6 @@ fn open_or_create(base: &Dir, names: &[String]) -> Result<Dir> {
         })?;
     }
     Ok(dir)
-}
-
-/// Provider errors name no path at all (the ids are the caller's own).
-fn provider_io(err: io::Error) -> Error {
-    match err.kind() {
-        io::ErrorKind::NotFound => Error::NotFound {
-            path: sandbay_core::VPath::root(),
-        },
-        kind => Error::Io { path: None, kind },
-    }
 }
 
 #[cfg(test)]
