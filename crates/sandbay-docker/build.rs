@@ -34,7 +34,9 @@ fn ping(mut stream: impl Read + Write) -> bool {
         return false;
     }
     let mut answer = [0u8; 12];
-    stream.read_exact(&mut answer).is_ok() && answer.starts_with(b"HTTP/1.") && &answer[9..12] == b"200"
+    stream.read_exact(&mut answer).is_ok()
+        && answer.starts_with(b"HTTP/1.")
+        && &answer[9..12] == b"200"
 }
 
 fn daemon_answers(host: &str) -> bool {

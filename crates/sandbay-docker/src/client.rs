@@ -71,11 +71,7 @@ pub(crate) fn scrub(message: &str) -> String {
         .split(' ')
         .map(|t| {
             let bare = t.trim_start_matches(['"', '\'', '(', '[']);
-            if bare.starts_with('/') {
-                "<path>"
-            } else {
-                t
-            }
+            if bare.starts_with('/') { "<path>" } else { t }
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -320,11 +316,8 @@ impl DockerClient {
             .all(true)
             .filters(&filters)
             .build();
-        self.call(
-            "container list",
-            self.docker.list_containers(Some(options)),
-        )
-        .await
+        self.call("container list", self.docker.list_containers(Some(options)))
+            .await
     }
 
     pub(crate) async fn create_exec(
@@ -455,14 +448,20 @@ mod tests {
         let m = scrub("invalid mount config: bind source path does not exist: /srv/secret/x");
         assert!(!m.contains("/srv"), "{m}");
         assert!(m.ends_with("<path>"));
-        assert_eq!(scrub("no such image: sandbay/busybox:test"), "no such image: sandbay/busybox:test");
+        assert_eq!(
+            scrub("no such image: sandbay/busybox:test"),
+            "no such image: sandbay/busybox:test"
+        );
         assert!(!scrub("error \"/var/lib/docker\" here").contains("/var"));
     }
 
     #[test]
     fn references() {
         assert_eq!(split_reference("busybox"), ("busybox", "latest"));
-        assert_eq!(split_reference("sandbay/busybox:test"), ("sandbay/busybox", "test"));
+        assert_eq!(
+            split_reference("sandbay/busybox:test"),
+            ("sandbay/busybox", "test")
+        );
         assert_eq!(
             split_reference("127.0.0.1:5000/sandbay/busybox"),
             ("127.0.0.1:5000/sandbay/busybox", "latest")

@@ -105,7 +105,11 @@ fn resolve_mode(client: &DockerClient, config: &DockerConfig) -> Result<FileMode
     }
 }
 
-fn volume_workspace(name: &str, config: &DockerConfig, labels: &HashMap<String, String>) -> Workspace {
+fn volume_workspace(
+    name: &str,
+    config: &DockerConfig,
+    labels: &HashMap<String, String>,
+) -> Workspace {
     let driver_config = config.workspace_bytes.map(|bytes| {
         let mut o = format!("size={bytes},mode=0755");
         if let (Some(uid), Some(gid)) = (config.uid(), config.gid()) {
@@ -137,7 +141,11 @@ fn volume_workspace(name: &str, config: &DockerConfig, labels: &HashMap<String, 
     }
 }
 
-fn container_body(config: &DockerConfig, labels: HashMap<String, String>, workspace: &Workspace) -> ContainerCreateBody {
+fn container_body(
+    config: &DockerConfig,
+    labels: HashMap<String, String>,
+    workspace: &Workspace,
+) -> ContainerCreateBody {
     let mut security_opt = Vec::new();
     if config.no_new_privileges {
         security_opt.push("no-new-privileges".to_string());
@@ -216,7 +224,9 @@ impl DockerSandbox {
                     .unwrap_or_else(|| std::env::temp_dir().join("sandbay-docker"));
                 let (uid, gid) = (config.uid().unwrap_or(0), config.gid().unwrap_or(0));
                 if config.workspace_bytes.is_some() {
-                    tracing::warn!("a workspace size cap is not enforced on bind-mounted workspaces");
+                    tracing::warn!(
+                        "a workspace size cap is not enforced on bind-mounted workspaces"
+                    );
                 }
                 bind_workspace(BindFiles::create(&base, &config.owner, &id, uid, gid).await?)
             }
@@ -244,7 +254,10 @@ impl DockerSandbox {
                 match image::ensure_image(client, &config.image, PullPolicy::IfMissing, |_| {})
                     .await
                 {
-                    Ok(()) => client.create_container(&name, body).await.map_err(Error::from),
+                    Ok(()) => client
+                        .create_container(&name, body)
+                        .await
+                        .map_err(Error::from),
                     Err(e) => Err(e),
                 }
             }

@@ -25,14 +25,24 @@ async fn runs_commands_with_output_and_exit_codes() {
         assert_eq!(out.exit_code, Some(3));
         assert!(!out.timed_out && !out.truncated);
 
-        let out = sb.execute(ExecRequest::new("id -u; pwd; printf 'no newline'")).await.unwrap();
-        assert_eq!(out.stdout, b"10001\n/workspace\nno newline", "runner={runner}");
+        let out = sb
+            .execute(ExecRequest::new("id -u; pwd; printf 'no newline'"))
+            .await
+            .unwrap();
+        assert_eq!(
+            out.stdout, b"10001\n/workspace\nno newline",
+            "runner={runner}"
+        );
 
         let mut req = ExecRequest::new("cat; echo \"$GREETING\"");
         req.stdin = b"from stdin\n".to_vec();
-        req.env.insert("GREETING".into(), "it's \"quoted\" $HOME".into());
+        req.env
+            .insert("GREETING".into(), "it's \"quoted\" $HOME".into());
         let out = sb.execute(req).await.unwrap();
-        assert_eq!(out.stdout, b"from stdin\nit's \"quoted\" $HOME\n", "runner={runner}");
+        assert_eq!(
+            out.stdout, b"from stdin\nit's \"quoted\" $HOME\n",
+            "runner={runner}"
+        );
 
         // a missing working directory is a typed error
         let mut req = ExecRequest::new("pwd");
@@ -62,7 +72,11 @@ async fn timeout_kills_the_tree_and_keeps_partial_output() {
         assert!(out.timed_out, "runner={runner}");
         assert_eq!(out.exit_code, None);
         assert_eq!(out.stdout, b"before\n");
-        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
         // nothing of that command survives
         let ps = sb.execute(ExecRequest::new("ps -o args")).await.unwrap();
         let ps = String::from_utf8_lossy(&ps.stdout);
@@ -82,7 +96,9 @@ async fn output_is_capped_while_streaming() {
         .await
         .unwrap();
     let out = sb
-        .execute(ExecRequest::new("head -c 5000000 /dev/zero | tr '\\0' x; echo done >&2"))
+        .execute(ExecRequest::new(
+            "head -c 5000000 /dev/zero | tr '\\0' x; echo done >&2",
+        ))
         .await
         .unwrap();
     assert_eq!(out.stdout.len(), 64 * 1024);
@@ -103,7 +119,11 @@ async fn output_is_capped_while_streaming() {
 async fn concurrent_commands_on_one_sandbox() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-concurrent");
-    let sb = std::sync::Arc::new(DockerSandbox::create(&client, guard.config()).await.unwrap());
+    let sb = std::sync::Arc::new(
+        DockerSandbox::create(&client, guard.config())
+            .await
+            .unwrap(),
+    );
     let mut tasks = Vec::new();
     for i in 0..6 {
         let sb = sb.clone();
@@ -127,7 +147,9 @@ async fn concurrent_commands_on_one_sandbox() {
 async fn dropping_the_future_kills_the_command() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-drop");
-    let sb = DockerSandbox::create(&client, guard.config()).await.unwrap();
+    let sb = DockerSandbox::create(&client, guard.config())
+        .await
+        .unwrap();
     let fut = sb.execute(ExecRequest::new("sleep 300"));
     // run it for a moment, then drop it
     let _ = tokio::time::timeout(Duration::from_millis(300), fut).await;

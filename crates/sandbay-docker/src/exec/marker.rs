@@ -182,7 +182,10 @@ mod tests {
     #[test]
     fn foreign_markers_are_data() {
         let out = run("tok", &[b"a\x1eother:0\x1eb\x1etok:7\x1e"]);
-        assert_eq!(out, vec![data(b"a\x1eother:0\x1eb"), Event::Marker("7".into())]);
+        assert_eq!(
+            out,
+            vec![data(b"a\x1eother:0\x1eb"), Event::Marker("7".into())]
+        );
         // RS alone, a marker prefix cut by the end, an over-long status
         assert_eq!(run("tok", &[b"\x1e"]), vec![data(b"\x1e")]);
         assert_eq!(run("tok", &[b"x\x1etok:12"]), vec![data(b"x\x1etok:12")]);

@@ -159,10 +159,10 @@ pub(crate) fn prepare(request: ExecRequest, output_limit: usize) -> Result<Comma
         env.retain(|e| !e.starts_with(&format!("{name}=")));
         env.push(format!("{name}={value}"));
     }
-    let workdir = request.workdir.as_ref().map_or_else(
-        || WORKSPACE.to_string(),
-        container_path,
-    );
+    let workdir = request
+        .workdir
+        .as_ref()
+        .map_or_else(|| WORKSPACE.to_string(), container_path);
     Ok(Command {
         script: request.command,
         workdir,
@@ -245,7 +245,10 @@ mod tests {
         assert_eq!(err.code().as_str(), "invalid_argument");
         let mut r = ExecRequest::new("true");
         r.env.insert("BAD-NAME".into(), "x".into());
-        assert_eq!(prepare(r, 10).unwrap_err().code().as_str(), "invalid_argument");
+        assert_eq!(
+            prepare(r, 10).unwrap_err().code().as_str(),
+            "invalid_argument"
+        );
         let err = prepare(ExecRequest::new("x").timeout(Duration::ZERO), 10).unwrap_err();
         assert_eq!(err.code().as_str(), "invalid_argument");
 

@@ -52,7 +52,12 @@ impl Drop for KillOnDrop {
 }
 
 /// Kills the process group of the command with `token`.
-async fn kill(client: &DockerClient, container: &str, user: &str, token: &str) -> Result<(), Error> {
+async fn kill(
+    client: &DockerClient,
+    container: &str,
+    user: &str,
+    token: &str,
+) -> Result<(), Error> {
     let config = ExecConfig {
         attach_stdout: Some(true),
         attach_stderr: Some(true),

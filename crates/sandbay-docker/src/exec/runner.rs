@@ -175,7 +175,9 @@ impl Task {
         let started = Instant::now();
         let line = run_line(&token, &command);
         if self.write(line.as_bytes()).await.is_err() {
-            let _ = reply.send(Err(unavailable("the command runner stopped accepting input")));
+            let _ = reply.send(Err(unavailable(
+                "the command runner stopped accepting input",
+            )));
             return Err("write failed");
         }
         let mut out = StreamState::new(&token);

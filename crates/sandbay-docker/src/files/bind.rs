@@ -87,10 +87,15 @@ impl BindFiles {
         let provider = FsProvider::open(base).await?;
         let fs = provider.session(owner, session).await?;
         let host_dir = provider.session_path(owner, session)?;
-        // fchown/fchmod on the handle itself: no path, no race
-        let owned = std::os::unix::fs::fchown(fs.root(), Some(uid), Some(gid));
-        let moded = nix::sys::stat::fchmod(fs.root(), Mode::from_bits_truncate(0o700));
-        if owned.is_err() || moded.is_err() {
+        // fchown/fchmod through the capability itself: no host path, no
+        // race (the root handle is O_PATH, so open "." for a real fd)
+        let given = fs.root().open(".").and_then(|dir| {
+            std::os::unix::fs::fchown(&dir, Some(uid), Some(gid))?;
+            nix::sys::stat::fchmod(&dir, Mode::from_bits_truncate(0o700))
+                .map_err(std::io::Error::from)
+        });
+        if let Err(e) = given {
+            tracing::warn!(kind = ?e.kind(), "cannot hand the workspace to the sandbox user");
             let _ = provider.remove_session(owner, session).await;
             return Err(Error::Unavailable {
                 message: "cannot give the workspace directory to the sandbox user".into(),
@@ -167,7 +172,11 @@ pub(crate) struct Remover {
 impl Remover {
     /// Deletes the directory and everything in it; a missing one is fine.
     pub(crate) async fn remove(&self) -> Result<()> {
-        match self.provider.remove_session(&self.owner, &self.session).await {
+        match self
+            .provider
+            .remove_session(&self.owner, &self.session)
+            .await
+        {
             Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }

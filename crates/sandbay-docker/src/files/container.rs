@@ -156,7 +156,14 @@ impl ContainerFiles {
         }
     }
 
-    async fn run(&self, op: &str, args: &[&str], stdin: Vec<u8>, sink: Sink, limit: usize) -> Result<Outcome> {
+    async fn run(
+        &self,
+        op: &str,
+        args: &[&str],
+        stdin: Vec<u8>,
+        sink: Sink,
+        limit: usize,
+    ) -> Result<Outcome> {
         let mut command = Command::script(scripts::script(op, args), self.timeout, limit);
         command.stdin = stdin;
         command.stdout = sink;
@@ -173,10 +180,18 @@ impl ContainerFiles {
     }
 
     /// Runs a script whose only failure mode is an exit code about `path`.
-    async fn simple(&self, op: &str, path: &VPath, extra: &[&str], limit: usize) -> Result<Vec<u8>> {
+    async fn simple(
+        &self,
+        op: &str,
+        path: &VPath,
+        extra: &[&str],
+        limit: usize,
+    ) -> Result<Vec<u8>> {
         let mut args = vec![rel(path)];
         args.extend_from_slice(extra);
-        let out = self.run(op, &args, Vec::new(), Sink::Capture, limit).await?;
+        let out = self
+            .run(op, &args, Vec::new(), Sink::Capture, limit)
+            .await?;
         match out.status {
             Status::Exit(0) => Ok(out.stdout),
             Status::Exit(c) => Err(script_error(path, c, &out.stderr, 0)),
@@ -242,10 +257,21 @@ impl ContainerFiles {
                 chunk: Vec::new(),
                 pos: 0,
             };
-            window_lines(&p, BufReader::with_capacity(64 * 1024, reader), request, max)
+            window_lines(
+                &p,
+                BufReader::with_capacity(64 * 1024, reader),
+                request,
+                max,
+            )
         });
         let out = self
-            .run(scripts::CAT, &[rel(path)], Vec::new(), Sink::Stream(tx), 64 * 1024)
+            .run(
+                scripts::CAT,
+                &[rel(path)],
+                Vec::new(),
+                Sink::Stream(tx),
+                64 * 1024,
+            )
             .await;
         let window = window.await.map_err(|_| Error::Io {
             path: Some(path.clone()),
@@ -260,9 +286,17 @@ impl ContainerFiles {
 
     /// Whole-file bytes, refusing files over `limit`.
     async fn bytes(&self, path: &VPath, limit: u64) -> Result<Vec<u8>> {
-        let cap = usize::try_from(limit).unwrap_or(usize::MAX).saturating_add(1);
+        let cap = usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
         let out = self
-            .run(scripts::CAT_LIMITED, &[rel(path), &limit.to_string()], Vec::new(), Sink::Capture, cap)
+            .run(
+                scripts::CAT_LIMITED,
+                &[rel(path), &limit.to_string()],
+                Vec::new(),
+                Sink::Capture,
+                cap,
+            )
             .await?;
         match out.status {
             Status::Exit(0) if out.truncated || out.stdout.len() as u64 > limit => {
@@ -294,7 +328,8 @@ impl ContainerFiles {
         if !is_text(&bytes) {
             return Err(Error::BinaryFile { path: path.clone() });
         }
-        let content = String::from_utf8(bytes).map_err(|_| Error::BinaryFile { path: path.clone() })?;
+        let content =
+            String::from_utf8(bytes).map_err(|_| Error::BinaryFile { path: path.clone() })?;
         let (new, replacements) = apply_edit(path, &content, request)?;
         self.write(path, new.as_bytes()).await?;
         Ok(EditOutcome { replacements })
@@ -304,14 +339,24 @@ impl ContainerFiles {
         if path.is_root() {
             return Err(script_error(path, code::ROOT, &[], 0));
         }
-        self.simple(scripts::DELETE, path, &[], 4096).await.map(|_| ())
+        self.simple(scripts::DELETE, path, &[], 4096)
+            .await
+            .map(|_| ())
     }
 
-    /// Regular files below `base` (or `base` itself when it is a file),
-    /// optionally only those up to `limit` bytes.
-    async fn files_below(&self, base: &VPath, limit: Option<u64>) -> Result<Vec<VPath>> {
+    /// Regular files below `base` (or `base` itself when it is a file and
+    /// `dir_only` is not set), optionally only those up to `limit` bytes.
+    async fn files_below(
+        &self,
+        base: &VPath,
+        limit: Option<u64>,
+        dir_only: bool,
+    ) -> Result<Vec<VPath>> {
         let limit = limit.map(|l| l.to_string()).unwrap_or_default();
-        let out = self.simple(scripts::FIND_FILES, base, &[&limit], usize::MAX).await?;
+        let mode = if dir_only { "d" } else { "" };
+        let out = self
+            .simple(scripts::FIND_FILES, base, &[&limit, mode], usize::MAX)
+            .await?;
         let mut records = out.split(|&b| b == 0);
         let resolved = records.next().unwrap_or_default().to_vec();
         let mut prefix = resolved.clone();
@@ -340,7 +385,7 @@ impl ContainerFiles {
 
     pub(crate) async fn glob(&self, request: &GlobRequest) -> Result<GlobOutput> {
         let matcher = GlobMatcher::new(&request.pattern)?;
-        let files = self.files_below(&request.path, None).await?;
+        let files = self.files_below(&request.path, None, true).await?;
         let found = files
             .into_iter()
             .filter(|p| matcher.is_match(&request.path, p))
@@ -351,7 +396,7 @@ impl ContainerFiles {
     pub(crate) async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {
         let plan = GrepPlan::new(request)?;
         let mut files: Vec<VPath> = self
-            .files_below(&request.path, Some(self.limits.max_text_file_bytes))
+            .files_below(&request.path, Some(self.limits.max_text_file_bytes), false)
             .await?
             .into_iter()
             .filter(|p| plan.wants(p))
@@ -379,7 +424,13 @@ impl ContainerFiles {
             search.finish()
         });
         let out = self
-            .run(scripts::CAT_MANY, &[], list.into_bytes(), Sink::Stream(tx), 64 * 1024)
+            .run(
+                scripts::CAT_MANY,
+                &[],
+                list.into_bytes(),
+                Sink::Stream(tx),
+                64 * 1024,
+            )
             .await;
         let found = search.await.map_err(|_| Error::Io {
             path: Some(request.path.clone()),
@@ -393,7 +444,10 @@ impl ContainerFiles {
         if files.is_empty() {
             return Vec::new();
         }
-        let total: usize = files.iter().map(|(p, b)| p.as_str().len() + b.len() + 24).sum();
+        let total: usize = files
+            .iter()
+            .map(|(p, b)| p.as_str().len() + b.len() + 24)
+            .sum();
         let mut stdin = Vec::with_capacity(total);
         for (path, bytes) in &files {
             stdin.extend_from_slice(rel(path).as_bytes());
@@ -402,7 +456,10 @@ impl ContainerFiles {
             stdin.push(b'\n');
             stdin.extend_from_slice(bytes);
         }
-        let out = match self.run(scripts::PUT_MANY, &[], stdin, Sink::Capture, 1 << 20).await {
+        let out = match self
+            .run(scripts::PUT_MANY, &[], stdin, Sink::Capture, 1 << 20)
+            .await
+        {
             Ok(out) => out,
             Err(e) => return files.iter().map(|_| Err(clone_error(&e))).collect(),
         };
@@ -446,8 +503,18 @@ impl ContainerFiles {
         }
         let list: String = paths.iter().map(|p| format!("{}\n", rel(p))).collect();
         let per_file = self.max_download.saturating_mul(4) / 3 + 1024;
-        let cap = usize::try_from(per_file.saturating_mul(paths.len() as u64)).unwrap_or(usize::MAX);
-        let out = match self.run(scripts::CAT_MANY, &[], list.into_bytes(), Sink::Capture, cap).await {
+        let cap =
+            usize::try_from(per_file.saturating_mul(paths.len() as u64)).unwrap_or(usize::MAX);
+        let out = match self
+            .run(
+                scripts::CAT_MANY,
+                &[],
+                list.into_bytes(),
+                Sink::Capture,
+                cap,
+            )
+            .await
+        {
             Ok(out) => out,
             Err(e) => return paths.iter().map(|_| Err(clone_error(&e))).collect(),
         };
@@ -537,6 +604,9 @@ mod tests {
             got.push((i, item));
             true
         });
-        assert_eq!(got, vec![(0, Ok(b"hello".to_vec())), (1, Err(10)), (2, Ok(vec![]))]);
+        assert_eq!(
+            got,
+            vec![(0, Ok(b"hello".to_vec())), (1, Err(10)), (2, Ok(vec![]))]
+        );
     }
 }

@@ -56,7 +56,8 @@ impl Files {
         match self {
             Files::Bind(b) => {
                 let (p, content) = (path.clone(), content.to_string());
-                b.call(|fs| async move { fs.write(&p, &content).await }).await
+                b.call(|fs| async move { fs.write(&p, &content).await })
+                    .await
             }
             Files::Container(c) => c.write(path, content.as_bytes()).await,
         }
@@ -106,7 +107,8 @@ impl Files {
         match self {
             Files::Bind(b) => {
                 let n = files.len();
-                b.call_vec(n, |fs| async move { fs.upload(files).await }).await
+                b.call_vec(n, |fs| async move { fs.upload(files).await })
+                    .await
             }
             Files::Container(c) => c.upload(files).await,
         }

@@ -149,30 +149,32 @@ exit 0"#;
 /// `$1` = path. Removes it (a symlink itself, a directory recursively).
 pub(crate) const DELETE: &str = r#"[ -z "$1" ] && exit 17
 case $1 in */*) __res "${1%/*}" 1; P=$R ;; *) P=$W ;; esac
+if [ ! -d "$P" ]; then [ -e "$P" ] && exit 12; exit 10; fi
 T=$P/${1##*/}
 [ -e "$T" ] || [ -L "$T" ] || exit 10
 rm -rf -- "$T" 2>/dev/null || exit 14
 [ -e "$T" ] || [ -L "$T" ] && exit 14
 exit 0"#;
 
-/// `$1` = directory, `$2` = size limit (or empty). Prints, NUL-separated,
-/// the resolved directory, then the container path of every regular file
-/// below it (symlinks are not followed), only files up to the limit when
-/// one is given. A file path gives the file itself.
+/// `$1` = directory, `$2` = size limit (or empty), `$3` = `d` when the
+/// path must be a directory. Prints, NUL-separated, the resolved path,
+/// then the container path of every regular file below it (symlinks are
+/// not followed), only files up to the limit when one is given. Without
+/// `d`, a file path gives the file itself.
 pub(crate) const FIND_FILES: &str = r#"__res "$1" 1
+L=$2
 printf '%s\0' "$R"
-if [ -d "$R" ]; then
-  if [ -n "$2" ]; then
-    find "$R" -mindepth 1 -type f -size -$(($2 + 1))c -print0 2>/dev/null
-  else
-    find "$R" -mindepth 1 -type f -print0 2>/dev/null
-  fi
-elif [ -f "$R" ]; then
-  printf '%s\0' "$R"
-elif [ -e "$R" ]; then
-  exit 16
+if [ -d "$R" ]; then D=1
+elif [ -e "$R" ] && [ "$3" = d ]; then exit 12
+elif [ -f "$R" ]; then D=0
+elif [ -e "$R" ]; then exit 16
+else exit 10
+fi
+if [ "$D" = 1 ]; then set -- -mindepth 1; else set -- -maxdepth 0; fi
+if [ -n "$L" ]; then
+  find "$R" "$@" -type f -size -$((L + 1))c -print0 2>/dev/null
 else
-  exit 10
+  find "$R" "$@" -type f -print0 2>/dev/null
 fi
 exit 0"#;
 

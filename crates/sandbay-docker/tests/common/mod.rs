@@ -25,13 +25,9 @@ pub async fn docker() -> Option<DockerClient> {
             return None;
         }
     };
-    let present = sandbay_docker::ensure_image(
-        &client,
-        IMAGE,
-        sandbay_docker::PullPolicy::Never,
-        |_| {},
-    )
-    .await;
+    let present =
+        sandbay_docker::ensure_image(&client, IMAGE, sandbay_docker::PullPolicy::Never, |_| {})
+            .await;
     if let Err(e) = present {
         assert!(
             !ci,
@@ -96,7 +92,8 @@ impl Drop for Guard {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let Ok(client) = DockerClient::connect_with_host(&host, Duration::from_secs(30)).await
+                let Ok(client) =
+                    DockerClient::connect_with_host(&host, Duration::from_secs(30)).await
                 else {
                     return;
                 };
@@ -114,12 +111,23 @@ impl Drop for Guard {
 /// Counts containers and volumes carrying this test's label.
 pub async fn count_objects(client: &DockerClient, guard: &Guard) -> (usize, usize) {
     let out = std::process::Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label={TEST_LABEL}={}", guard.value)])
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label={TEST_LABEL}={}", guard.value),
+        ])
         .output()
         .expect("docker cli");
     let containers = String::from_utf8_lossy(&out.stdout).lines().count();
     let out = std::process::Command::new("docker")
-        .args(["volume", "ls", "-q", "--filter", &format!("label={TEST_LABEL}={}", guard.value)])
+        .args([
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label={TEST_LABEL}={}", guard.value),
+        ])
         .output()
         .expect("docker cli");
     let volumes = String::from_utf8_lossy(&out.stdout).lines().count();
@@ -139,17 +147,31 @@ pub struct FixtureGuard {
 /// `served_root`: the fixture's host root is the very directory the
 /// container bind-mounts (the attack suite needs that); otherwise it is
 /// the per-test base directory above it.
-pub async fn fixture(mode: sandbay_docker::FileMode, served_root: bool) -> sandbay_testkit::Fixture {
+pub async fn fixture(
+    mode: sandbay_docker::FileMode,
+    served_root: bool,
+) -> sandbay_testkit::Fixture {
     use sandbay_core::Sandbox;
     let client = docker()
         .await
         .expect("these tests need a Docker daemon and the test image (cargo xtask docker-image)");
     let guard = Guard::new(&client, "conformance");
     let base = tempfile::tempdir().expect("temp dir");
-    let config = guard
+    let mut config = guard
         .config()
         .with_file_mode(mode)
         .with_workspace_base(base.path());
+    if served_root {
+        // The attack suite plants its scene as this (root) process; with
+        // the sandbox user being the same uid, file permissions stay out of
+        // the way and every check is about the capability jail itself.
+        // `container_planted_links_are_refused` covers the default user.
+        config = config.with_user(format!(
+            "{}:{}",
+            nix::unistd::geteuid(),
+            nix::unistd::getegid()
+        ));
+    }
     let owner = config.owner.clone();
     let sandbox = sandbay_docker::DockerSandbox::create(&client, config)
         .await
