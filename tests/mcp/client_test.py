@@ -1,9 +1,10 @@
 """Drives the sandbay MCP server with the official Python MCP client.
 
-Usage: client_test.py [--transcript FILE] -- SERVER_COMMAND [ARGS...]
+Usage: client_test.py [--transcript FILE] [--docker] -- SERVER_COMMAND [ARGS...]
 
-The server command is started once per backend with `--backend state`
-and `--backend fs=<temporary directory>` appended. Every tool is called
+The server command is started once per backend with `--backend state`,
+`--backend fs=<temporary directory>` and, with --docker, `--backend docker`
+appended. Every tool is called
 through `tools/call`, including failures and hostile paths, and each
 reply is compared byte for byte with the text the tools are pinned to.
 The last line printed is `mcp: N passed, N failed`; the exit code is
@@ -69,8 +70,9 @@ async def expect(session, checks, backend, name, args, want, is_error=False):
     return text
 
 
-async def scenario(session, checks, backend, workspace):
-    """The same calls and the same expected texts on every backend."""
+async def scenario(session, checks, backend, workspace, shell):
+    """The same calls and the same expected texts on every backend; `shell`
+    says whether the backend is a sandbox that offers execute."""
     init = await session.initialize()
     checks.equal(f"{backend} serverInfo.name", init.server_info.name, "sandbay")
     checks.check(f"{backend} tools capability", init.capabilities.tools is not None)
@@ -80,7 +82,7 @@ async def scenario(session, checks, backend, workspace):
 
     listed = await session.list_tools()
     names = [t.name for t in listed.tools]
-    checks.equal(f"{backend} tools/list names", names, TOOLS)
+    checks.equal(f"{backend} tools/list names", names, TOOLS + (["execute"] if shell else []))
     checks.log({"backend": backend, "tools/list": [
         {"name": t.name, "description": t.description, "inputSchema": t.input_schema,
          "annotations": t.annotations.model_dump(exclude_none=True) if t.annotations else None}
@@ -190,11 +192,27 @@ async def scenario(session, checks, backend, workspace):
         checks.check(f"{backend} no host path", str(workspace) not in text, text)
         os.unlink(workspace / "etc-link")
 
-    # execute: not offered without a sandbox
-    await expect(session, checks, backend, "execute", {"command": "cat /etc/passwd"},
-                 f"Error: execute is not supported by the {backend.split('=')[0]} backend\n"
-                 "Hint: this workspace has no shell; use ls, read_file, write_file, edit_file, delete, glob and grep.",
-                 True)
+    if shell:
+        # execute sees the files of the other tools, and reports the exit code
+        await expect(session, checks, backend, "execute", {"command": "grep -c yield src/app.py"},
+                     "2\n[exit code 0]")
+        await expect(session, checks, backend, "execute", {"command": "echo out; echo err >&2; exit 3"},
+                     "out\n[stderr]\nerr\n[exit code 3]")
+        await expect(session, checks, backend, "execute", {"command": "echo made > made.txt"},
+                     "[no output]\n[exit code 0]")
+        await expect(session, checks, backend, "read_file", {"file_path": "/made.txt"}, "     1\tmade")
+        await expect(session, checks, backend, "delete", {"file_path": "/made.txt"}, "Deleted /made.txt.")
+        await expect(session, checks, backend, "execute", {"command": "echo a; sleep 20", "timeout": 1},
+                     "a\n[timed out after 1s: the command and everything it started were killed; "
+                     "output up to then is shown]")
+        await expect(session, checks, backend, "execute", {"command": ""},
+                     "Error: invalid argument: execute: command is empty", True)
+    else:
+        # execute: not offered without a sandbox
+        await expect(session, checks, backend, "execute", {"command": "cat /etc/passwd"},
+                     f"Error: execute is not supported by the {backend.split('=')[0]} backend\n"
+                     "Hint: this workspace has no shell; use ls, read_file, write_file, edit_file, delete, glob and grep.",
+                     True)
 
     # unknown tool: a protocol error
     try:
@@ -243,16 +261,18 @@ async def scenario(session, checks, backend, workspace):
         checks.check(f"{backend} deleted on disk", not (workspace / "README.md").exists())
 
 
-async def run_backend(command, checks, backend, workspace):
+async def run_backend(command, checks, backend, workspace, shell):
     params = StdioServerParameters(command=command[0], args=command[1:] + ["--backend", backend])
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
-            await scenario(session, checks, backend, workspace)
+            await scenario(session, checks, backend, workspace, shell)
 
 
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--transcript", type=Path)
+    parser.add_argument("--docker", action="store_true",
+                        help="also run against --backend docker (needs a Docker daemon and the test image)")
     parser.add_argument("server", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = [a for a in args.server if a != "--"] if args.server else []
@@ -262,10 +282,12 @@ async def main():
     checks = Checks(transcript)
     base = Path(tempfile.mkdtemp(prefix="sandbay-mcp-client-"))
     try:
-        for backend, workspace in [("state", None), ("fs", base / "ws")]:
-            label = backend if workspace is None else f"fs={workspace}"
+        backends = [("state", None, False), (f"fs={base / 'ws'}", base / "ws", False)]
+        if args.docker:
+            backends.append(("docker", None, True))
+        for backend, workspace, shell in backends:
             try:
-                await run_backend(command, checks, label if workspace is not None else backend, workspace)
+                await run_backend(command, checks, backend, workspace, shell)
             except Exception:  # a crash of one backend's session is one failure
                 checks.check(f"{backend} session", False, traceback.format_exc())
     finally:

@@ -6,7 +6,8 @@
 # Creates target/mcp-venv and installs the pinned client there when missing,
 # builds the server (`sandbay mcp` when the CLI has that subcommand, else the
 # sandbay-mcp `mcp_stdio` example, which runs the same module), runs
-# tests/mcp/client_test.py against the state and fs backends, and ends with
+# tests/mcp/client_test.py against the state and fs backends (and docker when
+# a daemon answers), and ends with
 # `mcp: N passed, N failed`. Exits non-zero on any failure.
 set -euo pipefail
 
@@ -31,4 +32,13 @@ else
 fi
 echo "mcp: server command: ${server[*]#$root/}" >&2
 
-exec "$venv/bin/python" "$root/tests/mcp/client_test.py" "$@" -- "${server[@]}"
+# The docker backend joins when a daemon answers (always under CI=true,
+# where a missing daemon is then a failure, not a skip).
+docker=()
+if [[ "${CI:-}" == "true" || "${CI:-}" == "1" ]] || docker info >/dev/null 2>&1; then
+    docker=(--docker)
+else
+    echo "mcp: no Docker daemon answers: the docker backend is skipped" >&2
+fi
+
+exec "$venv/bin/python" "$root/tests/mcp/client_test.py" "${docker[@]}" "$@" -- "${server[@]}"
