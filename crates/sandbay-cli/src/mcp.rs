@@ -56,10 +56,12 @@ pub(crate) async fn run(backend_spec: &str) -> Result<(), Box<dyn std::error::Er
     let (toolbox, container) = open(&spec).await?;
     tracing::info!(backend = %backend_spec, "serving MCP on stdio");
     let served = McpServer::new(toolbox).serve_stdio().await;
-    if let Some(sandbox) = container {
-        if let Err(e) = sandbox.shutdown().await {
-            tracing::warn!(error = %e, "the sandbox container could not be removed");
-        }
+    let removed = match container {
+        Some(sandbox) => sandbox.shutdown().await,
+        None => Ok(()),
+    };
+    if let Err(e) = removed {
+        tracing::warn!(error = %e, "the sandbox container could not be removed");
     }
     served?;
     Ok(())

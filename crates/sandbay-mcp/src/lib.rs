@@ -41,3 +41,8 @@ mod server;
 
 pub use error::ServeError;
 pub use server::{McpServer, call_result};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -80,3 +80,8 @@ pub use config::{ToolConfig, default_results_dir};
 pub use output::ToolOutput;
 pub use spec::{ToolName, ToolSpec};
 pub use toolbox::Toolbox;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
