@@ -4,8 +4,7 @@
 #   tests/mcp/run.sh [--transcript FILE]
 #
 # Creates target/mcp-venv and installs the pinned client there when missing,
-# builds the server (`sandbay mcp` when the CLI has that subcommand, else the
-# sandbay-mcp `mcp_stdio` example, which runs the same module), runs
+# builds the `sandbay` binary, runs
 # tests/mcp/client_test.py against the state and fs backends (and docker when
 # a daemon answers), and ends with
 # `mcp: N passed, N failed`. Exits non-zero on any failure.
@@ -23,14 +22,8 @@ if ! "$venv/bin/python" -c "import mcp, sys; sys.exit(0 if __import__('importlib
 fi
 
 cd "$root"
-server=()
-if cargo build --quiet -p sandbay-cli 2>/dev/null && "$target_dir/debug/sandbay" mcp --help >/dev/null 2>&1; then
-    server=("$target_dir/debug/sandbay" mcp)
-else
-    cargo build --quiet -p sandbay-mcp --example mcp_stdio
-    server=("$target_dir/debug/examples/mcp_stdio")
-fi
-echo "mcp: server command: ${server[*]#$root/}" >&2
+cargo build --quiet -p sandbay-cli
+server=("$target_dir/debug/sandbay" mcp)
 
 # The docker backend joins when a daemon answers (always under CI=true,
 # where a missing daemon is then a failure, not a skip).
