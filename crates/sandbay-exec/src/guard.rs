@@ -13,7 +13,9 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
 
-use crate::cgroup::RunCgroup;
+use std::sync::Arc;
+
+use crate::cgroup::{CgroupPool, RunCgroup};
 use crate::sys;
 
 /// How the command's first process ended.
@@ -31,15 +33,23 @@ pub(crate) struct RunGuard {
     pid: i32,
     pidfd: Option<OwnedFd>,
     cgroup: Option<RunCgroup>,
+    /// Where the cgroup goes back once empty.
+    pool: Option<Arc<CgroupPool>>,
 }
 
 impl RunGuard {
     /// Takes ownership of a started child.
-    pub(crate) fn new(pid: i32, pidfd: OwnedFd, cgroup: Option<RunCgroup>) -> RunGuard {
+    pub(crate) fn new(
+        pid: i32,
+        pidfd: OwnedFd,
+        cgroup: Option<RunCgroup>,
+        pool: Option<Arc<CgroupPool>>,
+    ) -> RunGuard {
         RunGuard {
             pid,
             pidfd: Some(pidfd),
             cgroup,
+            pool,
         }
     }
 
@@ -113,8 +123,9 @@ impl RunGuard {
         }
     }
 
-    /// Kills what is left of the tree, reaps the child and removes the
-    /// cgroup. Call after [`RunGuard::exited`].
+    /// Kills what is left of the tree, reaps the child and empties the
+    /// cgroup (returned to the jail, or removed in the background). Call
+    /// after [`RunGuard::exited`].
     pub(crate) async fn finish(&mut self) {
         self.kill();
         if let Some(fd) = self.pidfd.take() {
@@ -126,7 +137,11 @@ impl RunGuard {
             }
         }
         if let Some(cgroup) = self.cgroup.take() {
-            cgroup.cleanup(Duration::from_secs(2)).await;
+            let empty = cgroup.empty(Duration::from_secs(2)).await;
+            match &self.pool {
+                Some(pool) if empty => pool.give_back(cgroup),
+                _ => reap_later(None, Some(cgroup)),
+            }
         }
     }
 }

@@ -2,19 +2,20 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sandbay_core::{Error, ExecOutput, ExecRequest, Isolation, Result, VPath};
 
-use crate::cgroup::{self, Cgroups, RunCgroup};
+use crate::cgroup::{self, CgroupPool};
 use crate::config::{Identity, JailConfig, ResourceLimits};
 use crate::launch::{HostIds, Launch, launch, unavailable};
 use crate::plan::{self, NsPlan, WORKSPACE_DIR};
 use crate::probe::{HostSupport, host_ids, host_support};
 use crate::run;
-use crate::sys::Rlimit;
+use crate::sys::{self, Rlimit};
 use crate::uid::UidLease;
 
 /// `PATH` inside the jail.
@@ -47,7 +48,10 @@ pub(crate) struct Inner {
     _lease: Option<UidLease>,
     pub(crate) ns: Option<NsPlan>,
     pub(crate) rlimits: Vec<Rlimit>,
-    pub(crate) cgroups: Option<&'static Cgroups>,
+    pub(crate) cgroups: Option<Arc<CgroupPool>>,
+    /// The jail's network namespace (only `lo`), shared by its runs; made
+    /// when the host process is root, else each run gets a new one.
+    netns: Option<OwnedFd>,
 }
 
 /// What a jail enforces, as really in force on this host.
@@ -133,7 +137,13 @@ impl Jail {
                 value: 0,
             },
         ];
-        let cgroups = (privileged && config.cgroups).then(cgroup::host);
+        let cgroups = (privileged && config.cgroups)
+            .then(|| Arc::new(CgroupPool::new(cgroup::host(), config.limits)));
+        let netns = if ns.is_some() && privileged {
+            Some(sys::new_netns().map_err(|e| unavailable("creating the network namespace", &e))?)
+        } else {
+            None
+        };
         Ok(Jail {
             inner: Arc::new(Inner {
                 config,
@@ -142,6 +152,7 @@ impl Jail {
                 ns,
                 rlimits,
                 cgroups,
+                netns,
             }),
         })
     }
@@ -170,7 +181,7 @@ impl Jail {
     /// Everything this jail enforces, as in force on this host.
     pub fn enforcement(&self) -> Enforcement {
         let i = &self.inner;
-        let cg = i.cgroups;
+        let cg = i.cgroups.as_ref().map(|p| p.host());
         Enforcement {
             isolation: i.config.isolation,
             host_uid: i.ids.uid,
@@ -237,16 +248,18 @@ impl Jail {
             )
         };
         let envp = environment(&home, env_pairs)?;
-        let cgroup = match inner.cgroups {
-            Some(cg) => RunCgroup::create(cg, &inner.config.limits)
+        let stdio = run::Stdio::new(&request.stdin)?;
+        let cgroup = match &inner.cgroups {
+            Some(pool) => pool
+                .take()
                 .map_err(|e| unavailable("creating the run's cgroup", &e))?,
             None => None,
         };
-        let stdio = run::Stdio::new(&request.stdin)?;
         let started = std::time::Instant::now();
         let (guard, failures) = launch(
             Launch {
                 ns: inner.ns.as_ref(),
+                netns: inner.netns.as_ref().map(|fd| fd.as_fd()),
                 workspace: host_ws,
                 ids,
                 cwd,
@@ -259,6 +272,7 @@ impl Jail {
                 probe_only: false,
             },
             cgroup,
+            inner.cgroups.clone(),
         )?;
         run::supervise(
             guard,

@@ -3,14 +3,16 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::stat::Mode;
 use sandbay_core::{Error, Result};
 
-use crate::cgroup::RunCgroup;
+use std::sync::Arc;
+
+use crate::cgroup::{CgroupPool, RunCgroup};
 use crate::guard::RunGuard;
 use crate::plan::{NsPlan, SANDBOX_UID, WORKSPACE_ATTRS};
 use crate::sys::{self, CStrings, ChildSpec, Ids, NsSpec, Rlimit, Stage, TreeSource};
@@ -32,6 +34,8 @@ pub(crate) struct HostIds {
 /// What one start needs.
 pub(crate) struct Launch<'a> {
     pub(crate) ns: Option<&'a NsPlan>,
+    /// The jail's own network namespace (root hosts), else one per run.
+    pub(crate) netns: Option<BorrowedFd<'a>>,
     /// Canonical host path of the workspace.
     pub(crate) workspace: CString,
     pub(crate) ids: HostIds,
@@ -47,7 +51,11 @@ pub(crate) struct Launch<'a> {
 
 /// Starts the child and lets it run. Returns the guard (which kills the
 /// tree if dropped) and the failure pipe (EOF once `execve` succeeded).
-pub(crate) fn launch(l: Launch<'_>, cgroup: Option<RunCgroup>) -> Result<(RunGuard, OwnedFd)> {
+pub(crate) fn launch(
+    l: Launch<'_>,
+    cgroup: Option<RunCgroup>,
+    pool: Option<Arc<CgroupPool>>,
+) -> Result<(RunGuard, OwnedFd)> {
     let ns_spec = l.ns.map(|plan| NsSpec {
         trees: &plan.trees,
         workspace: TreeSource {
@@ -57,6 +65,7 @@ pub(crate) fn launch(l: Launch<'_>, cgroup: Option<RunCgroup>) -> Result<(RunGua
         base: &plan.base,
         ops: &plan.ops,
         hostname: &plan.hostname,
+        netns: l.netns,
     });
     let switch = l.ids.privileged;
     let argv = CStrings::new(l.argv);
@@ -80,8 +89,19 @@ pub(crate) fn launch(l: Launch<'_>, cgroup: Option<RunCgroup>) -> Result<(RunGua
         envp: &envp,
         probe_only: l.probe_only,
     };
-    let started = sys::start(&spec).map_err(|e| unavailable("creating the process", &e))?;
-    let guard = RunGuard::new(started.pid, started.pidfd, cgroup);
+    let started = match sys::start(&spec) {
+        Ok(started) => started,
+        Err(e) => {
+            if let Some(cg) = cgroup {
+                match &pool {
+                    Some(pool) => pool.give_back(cg),
+                    None => crate::guard::reap_later(None, Some(cg)),
+                }
+            }
+            return Err(unavailable("creating the process", &e));
+        }
+    };
+    let guard = RunGuard::new(started.pid, started.pidfd, cgroup, pool);
     if l.ns.is_some() {
         write_id_maps(started.pid, l.ids)
             .map_err(|e| unavailable("mapping the sandbox user", &e))?;

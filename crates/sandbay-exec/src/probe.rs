@@ -146,6 +146,7 @@ fn probe(namespaces: bool) -> std::result::Result<(), String> {
         let null = || stdin_fd(&[]).map_err(|e| e.to_string());
         let l = Launch {
             ns: ns_plan.as_ref(),
+            netns: None,
             workspace: host_dir,
             ids,
             cwd,
@@ -157,7 +158,7 @@ fn probe(namespaces: bool) -> std::result::Result<(), String> {
             stderr: null()?,
             probe_only: true,
         };
-        let (mut guard, failures) = launch(l, None).map_err(|e| e.to_string())?;
+        let (mut guard, failures) = launch(l, None, None).map_err(|e| e.to_string())?;
         let mut report = Vec::new();
         let _ = std::fs::File::from(failures).read_to_end(&mut report);
         let exit = guard

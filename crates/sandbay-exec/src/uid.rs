@@ -15,7 +15,8 @@ use std::sync::{Mutex, PoisonError};
 /// in that case.
 pub const UID_RANGE: Range<u32> = 0x7000_0000..0x7001_0000;
 
-static LEASED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+/// Leased uids, and where the next search starts.
+static LEASED: Mutex<(BTreeSet<u32>, u32)> = Mutex::new((BTreeSet::new(), UID_RANGE.start));
 
 /// A uid taken from [`UID_RANGE`], returned when dropped.
 #[derive(Debug)]
@@ -24,11 +25,22 @@ pub(crate) struct UidLease {
 }
 
 impl UidLease {
-    /// Takes the lowest free uid, or `None` when all are leased.
+    /// Takes the next free uid after the last one taken (round robin, so a
+    /// uid just given back, whose killed processes the kernel may still be
+    /// tearing down, is not handed out again at once), or `None` when all
+    /// are leased.
     pub(crate) fn take() -> Option<UidLease> {
-        let mut leased = LEASED.lock().unwrap_or_else(PoisonError::into_inner);
-        let uid = UID_RANGE.clone().find(|u| !leased.contains(u))?;
+        let mut guard = LEASED.lock().unwrap_or_else(PoisonError::into_inner);
+        let (leased, next) = &mut *guard;
+        let uid = (*next..UID_RANGE.end)
+            .chain(UID_RANGE.start..*next)
+            .find(|u| !leased.contains(u))?;
         leased.insert(uid);
+        *next = if uid + 1 >= UID_RANGE.end {
+            UID_RANGE.start
+        } else {
+            uid + 1
+        };
         Some(UidLease { uid })
     }
 
@@ -43,6 +55,7 @@ impl Drop for UidLease {
         LEASED
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .0
             .remove(&self.uid);
     }
 }
@@ -59,7 +72,13 @@ mod tests {
         assert!(UID_RANGE.contains(&a.uid()) && UID_RANGE.contains(&b.uid()));
         let freed = a.uid();
         drop(a);
-        assert!(!LEASED.lock().unwrap().contains(&freed));
+        assert!(!LEASED.lock().unwrap().0.contains(&freed));
+        let c = UidLease::take().unwrap();
+        assert_ne!(
+            c.uid(),
+            freed,
+            "a uid just given back is not reused at once"
+        );
         drop(b);
     }
 }

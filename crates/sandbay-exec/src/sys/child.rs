@@ -13,7 +13,10 @@ use std::os::fd::RawFd;
 
 use libc::{c_int, c_ulong, c_void};
 
-use super::{MountAttr, RootOp, Stage, mount_setattr_raw, open_tree_raw};
+use super::{
+    IfreqFlags, MountAttr, RootOp, SIOCGIFFLAGS, SIOCSIFFLAGS, Stage, mount_setattr_raw,
+    open_tree_raw,
+};
 
 /// The first inside uid and gid (see [`crate::SANDBOX_UID`]).
 const INSIDE_ID: libc::c_long = crate::SANDBOX_UID as libc::c_long;
@@ -33,18 +36,6 @@ pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
 /// `MOUNT_ATTR_NOEXEC` from `<linux/mount.h>`.
 pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-/// `SIOCGIFFLAGS` / `SIOCSIFFLAGS` from `<linux/sockios.h>`.
-const SIOCGIFFLAGS: c_ulong = 0x8913;
-const SIOCSIFFLAGS: c_ulong = 0x8914;
-
-/// A minimal `struct ifreq` for the flag ioctls (40 bytes on 64-bit Linux).
-#[repr(C)]
-struct IfreqFlags {
-    name: [u8; 16],
-    flags: libc::c_short,
-    _pad: [u8; 22],
-}
-
 /// Everything the child needs, prepared by the parent (see `super::ChildSpec`).
 pub(crate) struct Plan<'a> {
     pub(crate) stdio: [RawFd; 3],
@@ -244,7 +235,9 @@ pub(crate) unsafe fn child_main(plan: &Plan<'_>) -> ! {
                 Stage::Hostname,
                 libc::sethostname(ns.hostname.as_ptr().cast(), ns.hostname.len())
             );
-            loopback_up(err);
+            if ns.netns.is_none() {
+                loopback_up(err);
+            }
             // Best effort hardening: no nested user namespaces (less kernel
             // attack surface). Not part of any level's guarantee.
             let fd = libc::open(

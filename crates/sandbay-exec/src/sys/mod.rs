@@ -19,6 +19,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use libc::{c_char, c_int, c_long, c_uint};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sched::{CloneFlags, setns, unshare};
 
 pub(crate) use child::{
     MAX_TREES, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
@@ -225,6 +226,9 @@ pub(crate) struct NsSpec<'a> {
     pub(crate) ops: &'a [RootOp],
     /// The hostname inside.
     pub(crate) hostname: &'a [u8],
+    /// A network namespace to join (owned by the host's user namespace, its
+    /// `lo` already up); `None` creates a new one per run.
+    pub(crate) netns: Option<BorrowedFd<'a>>,
 }
 
 /// Credentials the child switches to.
@@ -356,13 +360,25 @@ pub(crate) fn start(spec: &ChildSpec<'_>) -> io::Result<Started> {
         spec,
     };
     let mut pidfd: c_int = -1;
+    let mut flags = libc::CLONE_PIDFD as u64;
+    let mut restore_netns = None;
+    if let Some(ns) = spec.namespaces {
+        flags |= NS_FLAGS;
+        if let Some(netns) = ns.netns {
+            // The child inherits this thread's network namespace: enter the
+            // jail's for the clone only, then come back.
+            flags &= !(libc::CLONE_NEWNET as u64);
+            let own = nix::fcntl::open(
+                c"/proc/thread-self/ns/net",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )?;
+            setns(netns, CloneFlags::CLONE_NEWNET)?;
+            restore_netns = Some(own);
+        }
+    }
     let args = CloneArgs {
-        flags: libc::CLONE_PIDFD as u64
-            | if spec.namespaces.is_some() {
-                NS_FLAGS
-            } else {
-                0
-            },
+        flags,
         pidfd: &mut pidfd as *mut c_int as u64,
         exit_signal: 0,
         ..CloneArgs::default()
@@ -382,8 +398,17 @@ pub(crate) fn start(spec: &ChildSpec<'_>) -> io::Result<Started> {
         // SAFETY: we are the child, right after clone3 (see above).
         unsafe { child::child_main(&plan) }
     }
+    let clone_error = io::Error::last_os_error();
+    if let Some(own) = restore_netns
+        && setns(&own, CloneFlags::CLONE_NEWNET).is_err()
+    {
+        // This thread would stay in a jail's network namespace and every
+        // later socket it opens would be cut off: not recoverable.
+        eprintln!("sandbay-exec: cannot return to the host network namespace; aborting");
+        std::process::abort();
+    }
     if ret < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(clone_error);
     }
     // SAFETY: with CLONE_PIDFD the kernel stored a new, owned pidfd here.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
@@ -422,4 +447,58 @@ pub(crate) fn async_pidfd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<Ow
     // keeps it (never replaced or closed) until `into_inner` or drop.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
         .map_err(|e| e.into_parts().1)
+}
+
+/// A minimal `struct ifreq` for the interface flag ioctls (40 bytes on
+/// 64-bit Linux).
+#[repr(C)]
+pub(crate) struct IfreqFlags {
+    pub(crate) name: [u8; 16],
+    pub(crate) flags: libc::c_short,
+    pub(crate) _pad: [u8; 22],
+}
+
+/// `SIOCGIFFLAGS` from `<linux/sockios.h>`.
+pub(crate) const SIOCGIFFLAGS: libc::c_ulong = 0x8913;
+/// `SIOCSIFFLAGS` from `<linux/sockios.h>`.
+pub(crate) const SIOCSIFFLAGS: libc::c_ulong = 0x8914;
+
+/// A new network namespace holding only `lo` (up), as an fd that keeps it
+/// alive. Made on a short-lived thread so no other thread changes namespace.
+pub(crate) fn new_netns() -> io::Result<OwnedFd> {
+    std::thread::Builder::new()
+        .name("sandbay-exec-netns".into())
+        .spawn(|| -> io::Result<OwnedFd> {
+            unshare(CloneFlags::CLONE_NEWNET)?;
+            let sock = nix::sys::socket::socket(
+                nix::sys::socket::AddressFamily::Inet,
+                nix::sys::socket::SockType::Datagram,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+                None,
+            )?;
+            let mut req = IfreqFlags {
+                name: [0; 16],
+                flags: 0,
+                _pad: [0; 22],
+            };
+            req.name[..2].copy_from_slice(b"lo");
+            // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write a `struct
+            // ifreq`, which `IfreqFlags` matches in size and layout.
+            unsafe {
+                if libc::ioctl(sock.as_raw_fd(), SIOCGIFFLAGS, &mut req as *mut IfreqFlags) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                req.flags |= libc::IFF_UP as libc::c_short;
+                if libc::ioctl(sock.as_raw_fd(), SIOCSIFFLAGS, &mut req as *mut IfreqFlags) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(nix::fcntl::open(
+                c"/proc/thread-self/ns/net",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )?)
+        })?
+        .join()
+        .map_err(|_| io::Error::other("network namespace thread panicked"))?
 }
