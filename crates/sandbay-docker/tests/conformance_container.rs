@@ -1,4 +1,5 @@
-//! The whole conformance suite, files in a Docker volume (operations inside the container).
+//! The whole conformance suite, files in a Docker volume (operations inside
+//! the container), the daemon reached over loopback TCP like a remote one.
 
 mod common;
 

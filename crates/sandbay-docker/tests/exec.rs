@@ -9,6 +9,7 @@ use sandbay_core::{ExecRequest, Sandbox, VPath};
 use sandbay_docker::DockerSandbox;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn runs_commands_with_output_and_exit_codes() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-basic");
@@ -54,6 +55,7 @@ async fn runs_commands_with_output_and_exit_codes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn timeout_kills_the_tree_and_keeps_partial_output() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-timeout");
@@ -89,6 +91,7 @@ async fn timeout_kills_the_tree_and_keeps_partial_output() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn output_is_capped_while_streaming() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-flood");
@@ -116,6 +119,7 @@ async fn output_is_capped_while_streaming() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn concurrent_commands_on_one_sandbox() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-concurrent");
@@ -144,6 +148,7 @@ async fn concurrent_commands_on_one_sandbox() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn dropping_the_future_kills_the_command() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-drop");

@@ -73,6 +73,8 @@ pub(crate) enum Status {
     Exit(i32),
     /// The working directory does not exist.
     NoDir,
+    /// The command could not be started: the process limit is reached.
+    NoFork,
     /// The time limit killed it.
     TimedOut,
     /// Anything else the wrapper reported.
@@ -84,6 +86,7 @@ impl Status {
     pub(crate) fn parse(word: &str) -> Status {
         match word {
             "nodir" => Status::NoDir,
+            "nofork" => Status::NoFork,
             "killed" => Status::TimedOut,
             w => match w.parse() {
                 Ok(code) => Status::Exit(code),
@@ -101,6 +104,15 @@ pub(crate) struct Outcome {
     pub(crate) status: Status,
     pub(crate) truncated: bool,
     pub(crate) duration: Duration,
+}
+
+/// The error for a command that could not be started.
+pub(crate) fn no_fork() -> Error {
+    Error::Unavailable {
+        message: "the sandbox has reached its process limit; \
+                  wait for its processes to end or kill some"
+            .into(),
+    }
 }
 
 /// A fresh random token (32 hex digits).
@@ -219,6 +231,7 @@ impl Executor {
                 let path = workdir.unwrap_or_else(VPath::root);
                 return Err(Error::NotFound { path });
             }
+            Status::NoFork => return Err(no_fork()),
             Status::Other(word) => {
                 tracing::warn!(%word, "unexpected command status");
                 (None, false)

@@ -30,7 +30,9 @@ kill -KILL 0"#;
 /// * `__sb_run TOKEN ARGS...` reaps the previous command's wrapper (dead
 ///   by then), prints a start marker on both streams, so output of an
 ///   earlier command can never be mistaken for this one's, and starts the
-///   wrapper in the background, in its own session.
+///   wrapper in the background, in its own session. When the process
+///   limit is reached the fork fails (the shell goes on) and the end
+///   marker says `nofork`.
 /// * `__sb_abort TOKEN` kills the current command's group, waits for it,
 ///   and prints a `killed` marker on both streams.
 /// * On end of input (the owner went away) the current command is killed.
@@ -43,8 +45,14 @@ trap __sb_end EXIT
 __sb_run() {{
   [ -n "$__sb_last" ] && wait "$__sb_last" 2>/dev/null
   printf '\036%s:go\036' "$1"; printf '\036%s:go\036' "$1" >&2
+  __sb_prev=$!
   setsid sh -c "$__sb_wrap" sandbay-cmd "$@" </dev/null &
-  __sb_last=$!
+  if [ "$!" = "$__sb_prev" ]; then
+    __sb_last=
+    printf '\036%s:nofork\036' "$1"; printf '\036%s:nofork\036' "$1" >&2
+  else
+    __sb_last=$!
+  fi
 }}
 __sb_abort() {{
   __sb_end

@@ -173,6 +173,7 @@ impl ContainerFiles {
             Status::TimedOut => Err(Error::Timeout {
                 after: self.timeout,
             }),
+            Status::NoFork => Err(crate::exec::no_fork()),
             Status::NoDir | Status::Other(_) => Err(Error::Unavailable {
                 message: "the sandbox workspace is not reachable".into(),
             }),

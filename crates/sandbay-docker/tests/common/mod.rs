@@ -11,12 +11,105 @@ pub const TEST_LABEL: &str = "sandbay.test";
 /// The image the tests run.
 pub const IMAGE: &str = sandbay_docker::DEFAULT_IMAGE;
 
+/// The daemon address of `DockerClient::connect`.
+pub fn local_host() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A client for the same daemon over loopback TCP (a *remote* daemon for
+/// sandbay): the daemon's own listener on 127.0.0.1:2375 that
+/// `.ci/docker-setup.sh` starts, or, when it is not there outside CI, a
+/// TCP proxy to the unix socket started in this test's runtime.
+pub async fn remote() -> DockerClient {
+    let tcp = "tcp://127.0.0.1:2375";
+    match DockerClient::connect_with_host(tcp, Duration::from_secs(30)).await {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                !in_ci(),
+                "CI=true but the daemon does not listen on {tcp} ({e}); run .ci/docker-setup.sh"
+            );
+            eprintln!("note: no daemon on {tcp}; using a TCP proxy to the unix socket");
+            let proxy = Proxy::start(Upstream::Unix("/var/run/docker.sock".into())).await;
+            let host = format!("tcp://{}", proxy.addr);
+            std::mem::forget(proxy); // lives as long as this test's runtime
+            DockerClient::connect_with_host(&host, Duration::from_secs(30))
+                .await
+                .expect("connect through the proxy")
+        }
+    }
+}
+
+/// Where a [`Proxy`] forwards to.
+#[derive(Clone, Debug)]
+pub enum Upstream {
+    Unix(std::path::PathBuf),
+}
+
+/// A loopback TCP proxy in front of the daemon. [`Proxy::kill`] drops the
+/// listener and every connection at once, like a daemon that vanishes,
+/// without touching the real daemon.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: Upstream) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> =
+            Default::default();
+        let registry = tasks.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let upstream = upstream.clone();
+                let conn = tokio::spawn(async move {
+                    let Upstream::Unix(path) = upstream;
+                    let Ok(mut outbound) = tokio::net::UnixStream::connect(path).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                registry.lock().unwrap().push(conn.abort_handle());
+            }
+        });
+        tasks.lock().unwrap().push(accept.abort_handle());
+        Proxy { addr, tasks }
+    }
+
+    /// Closes the listener and every forwarded connection.
+    pub fn kill(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Connects to the daemon and checks the test image, or says why not.
 ///
 /// Under `CI=true` a missing daemon or image fails the test; locally the
 /// test prints `skipped: ...` and returns early (never a silent pass).
 pub async fn docker() -> Option<DockerClient> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let ci = in_ci();
     let client = match DockerClient::connect().await {
         Ok(c) => c,
         Err(e) => {
@@ -58,11 +151,13 @@ pub struct Guard {
 }
 
 impl Guard {
-    pub fn new(client: &DockerClient, test: &str) -> Guard {
+    /// A guard for one test. It reaps through the local daemon address
+    /// (`DOCKER_HOST` or the unix socket), whatever client the test uses.
+    pub fn new(_client: &DockerClient, test: &str) -> Guard {
         let id = uuid::Uuid::new_v4().simple().to_string();
         Guard {
             value: format!("{test}-{}", &id[..8]),
-            host: client.host().to_string(),
+            host: local_host(),
         }
     }
 
@@ -109,7 +204,7 @@ impl Drop for Guard {
 }
 
 /// Counts containers and volumes carrying this test's label.
-pub async fn count_objects(client: &DockerClient, guard: &Guard) -> (usize, usize) {
+pub fn count_objects(guard: &Guard) -> (usize, usize) {
     let out = std::process::Command::new("docker")
         .args([
             "ps",
@@ -131,7 +226,6 @@ pub async fn count_objects(client: &DockerClient, guard: &Guard) -> (usize, usiz
         .output()
         .expect("docker cli");
     let volumes = String::from_utf8_lossy(&out.stdout).lines().count();
-    let _ = client;
     (containers, volumes)
 }
 
@@ -173,6 +267,12 @@ pub async fn fixture(
         ));
     }
     let owner = config.owner.clone();
+    // the in-container mode talks to the daemon over TCP, as with a remote daemon
+    let client = if mode == sandbay_docker::FileMode::Container {
+        remote().await
+    } else {
+        client
+    };
     let sandbox = sandbay_docker::DockerSandbox::create(&client, config)
         .await
         .expect("create a sandbox");
