@@ -78,13 +78,11 @@ async fn container_planted_links_are_refused() {
             ErrorCode::PermissionDenied,
             "write {escape}: {err}"
         );
-        for e in [&err] {
-            let shown = format!("{e} {e:?}");
-            assert!(
-                !shown.contains(&base.path().display().to_string()),
-                "{shown}"
-            );
-        }
+        let shown = format!("{err} {err:?}");
+        assert!(
+            !shown.contains(&base.path().display().to_string()),
+            "{shown}"
+        );
     }
     // listing through a link out is refused; walks never follow links
     let err = sb.ls(&p("/etc")).await.unwrap_err();
