@@ -35,6 +35,9 @@ pub(crate) struct RunGuard {
     cgroup: Option<RunCgroup>,
     /// Where the cgroup goes back once empty.
     pool: Option<Arc<CgroupPool>>,
+    /// Write end of the child's start pipe, held open while the run lasts:
+    /// the child checks that it is still open to know its parent is alive.
+    go: Option<OwnedFd>,
 }
 
 impl RunGuard {
@@ -44,12 +47,28 @@ impl RunGuard {
         pidfd: OwnedFd,
         cgroup: Option<RunCgroup>,
         pool: Option<Arc<CgroupPool>>,
+        go: OwnedFd,
     ) -> RunGuard {
         RunGuard {
             pid,
             pidfd: Some(pidfd),
             cgroup,
             pool,
+            go: Some(go),
+        }
+    }
+
+    /// Lets the waiting child go on (one byte on its start pipe).
+    pub(crate) fn release(&self) -> io::Result<()> {
+        let fd = self
+            .go
+            .as_ref()
+            .ok_or_else(|| io::Error::other("start pipe closed"))?;
+        let n = nix::unistd::write(fd, &[1])?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(io::Error::other("short write on the start pipe"))
         }
     }
 

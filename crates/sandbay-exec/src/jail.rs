@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use crate::launch::{HostIds, Launch, launch, unavailable};
 use crate::plan::{self, NsPlan, WORKSPACE_DIR};
 use crate::probe::{HostSupport, host_ids, host_support};
 use crate::run;
+use crate::spawner;
 use crate::sys::{self, Rlimit};
 use crate::uid::UidLease;
 
@@ -46,12 +47,12 @@ pub(crate) struct Inner {
     pub(crate) config: JailConfig,
     pub(crate) ids: HostIds,
     _lease: Option<UidLease>,
-    pub(crate) ns: Option<NsPlan>,
+    pub(crate) ns: Option<Arc<NsPlan>>,
     pub(crate) rlimits: Vec<Rlimit>,
     pub(crate) cgroups: Option<Arc<CgroupPool>>,
     /// The jail's network namespace (only `lo`), shared by its runs; made
     /// when the host process is root, else each run gets a new one.
-    netns: Option<OwnedFd>,
+    netns: Option<Arc<OwnedFd>>,
 }
 
 /// What a jail enforces, as really in force on this host.
@@ -105,9 +106,9 @@ impl Jail {
         };
         let ids = host_ids(lease.as_ref(), fixed);
         let ns = match config.isolation {
-            Isolation::Namespaces => {
-                Some(plan::build(&config).map_err(|e| unavailable("preparing the jail root", &e))?)
-            }
+            Isolation::Namespaces => Some(Arc::new(
+                plan::build(&config).map_err(|e| unavailable("preparing the jail root", &e))?,
+            )),
             _ => None,
         };
         let l = &config.limits;
@@ -140,7 +141,9 @@ impl Jail {
         let cgroups = (privileged && config.cgroups)
             .then(|| Arc::new(CgroupPool::new(cgroup::host(), config.limits)));
         let netns = if ns.is_some() && privileged {
-            Some(sys::new_netns().map_err(|e| unavailable("creating the network namespace", &e))?)
+            Some(Arc::new(sys::new_netns().map_err(|e| {
+                unavailable("creating the network namespace", &e)
+            })?))
         } else {
             None
         };
@@ -256,24 +259,22 @@ impl Jail {
             None => None,
         };
         let started = std::time::Instant::now();
-        let (guard, failures) = launch(
-            Launch {
-                ns: inner.ns.as_ref(),
-                netns: inner.netns.as_ref().map(|fd| fd.as_fd()),
-                workspace: host_ws,
-                ids,
-                cwd,
-                rlimits: &inner.rlimits,
-                argv,
-                envp,
-                stdin: stdio.child_stdin,
-                stdout: stdio.child_stdout,
-                stderr: stdio.child_stderr,
-                probe_only: false,
-            },
-            cgroup,
-            inner.cgroups.clone(),
-        )?;
+        let l = Launch {
+            ns: inner.ns.clone(),
+            netns: inner.netns.clone(),
+            workspace: host_ws,
+            ids,
+            cwd,
+            rlimits: inner.rlimits.clone(),
+            argv,
+            envp,
+            stdin: stdio.child_stdin,
+            stdout: stdio.child_stdout,
+            stderr: stdio.child_stderr,
+            probe_only: false,
+        };
+        let pool = inner.cgroups.clone();
+        let (guard, failures) = spawner::spawn_on(move || launch(l, cgroup, pool)).await?;
         run::supervise(
             guard,
             failures,

@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -32,15 +32,15 @@ pub(crate) struct HostIds {
 }
 
 /// What one start needs.
-pub(crate) struct Launch<'a> {
-    pub(crate) ns: Option<&'a NsPlan>,
+pub(crate) struct Launch {
+    pub(crate) ns: Option<Arc<NsPlan>>,
     /// The jail's own network namespace (root hosts), else one per run.
-    pub(crate) netns: Option<BorrowedFd<'a>>,
+    pub(crate) netns: Option<Arc<OwnedFd>>,
     /// Canonical host path of the workspace.
     pub(crate) workspace: CString,
     pub(crate) ids: HostIds,
     pub(crate) cwd: CString,
-    pub(crate) rlimits: &'a [Rlimit],
+    pub(crate) rlimits: Vec<Rlimit>,
     pub(crate) argv: Vec<CString>,
     pub(crate) envp: Vec<CString>,
     pub(crate) stdin: OwnedFd,
@@ -51,12 +51,15 @@ pub(crate) struct Launch<'a> {
 
 /// Starts the child and lets it run. Returns the guard (which kills the
 /// tree if dropped) and the failure pipe (EOF once `execve` succeeded).
+///
+/// Call it on the spawner thread (see `crate::spawner`): the child's
+/// parent-death signal is bound to the calling thread.
 pub(crate) fn launch(
-    l: Launch<'_>,
+    l: Launch,
     cgroup: Option<RunCgroup>,
     pool: Option<Arc<CgroupPool>>,
 ) -> Result<(RunGuard, OwnedFd)> {
-    let ns_spec = l.ns.map(|plan| NsSpec {
+    let ns_spec = l.ns.as_deref().map(|plan| NsSpec {
         trees: &plan.trees,
         workspace: TreeSource {
             path: l.workspace.clone(),
@@ -65,7 +68,7 @@ pub(crate) fn launch(
         base: &plan.base,
         ops: &plan.ops,
         hostname: &plan.hostname,
-        netns: l.netns,
+        netns: l.netns.as_deref().map(|fd| fd.as_fd()),
     });
     let switch = l.ids.privileged;
     let argv = CStrings::new(l.argv);
@@ -83,7 +86,7 @@ pub(crate) fn launch(
             clear_groups: switch,
         }),
         cwd: &l.cwd,
-        rlimits: l.rlimits,
+        rlimits: &l.rlimits,
         program: c"/bin/sh",
         argv: &argv,
         envp: &envp,
@@ -101,7 +104,7 @@ pub(crate) fn launch(
             return Err(unavailable("creating the process", &e));
         }
     };
-    let guard = RunGuard::new(started.pid, started.pidfd, cgroup, pool);
+    let guard = RunGuard::new(started.pid, started.pidfd, cgroup, pool, started.go);
     if l.ns.is_some() {
         write_id_maps(started.pid, l.ids)
             .map_err(|e| unavailable("mapping the sandbox user", &e))?;
@@ -110,8 +113,8 @@ pub(crate) fn launch(
         cg.attach(started.pid)
             .map_err(|e| unavailable("joining the run's cgroup", &e))?;
     }
-    File::from(started.go)
-        .write_all(&[1])
+    guard
+        .release()
         .map_err(|e| unavailable("starting the child", &e))?;
     Ok((guard, started.failures))
 }

@@ -14,6 +14,7 @@ mod ownership;
 mod plan;
 mod probe;
 mod run;
+mod spawner;
 #[allow(unsafe_code)]
 mod sys;
 mod uid;

@@ -13,6 +13,7 @@ use crate::config::JailConfig;
 use crate::guard::Exit;
 use crate::launch::{HostIds, Launch, launch, stdin_fd};
 use crate::plan;
+use crate::spawner::spawn_on_blocking;
 use crate::sys::decode_failure;
 use crate::uid::UidLease;
 
@@ -125,7 +126,9 @@ fn probe(namespaces: bool) -> std::result::Result<(), String> {
     };
     let ids = host_ids(lease.as_ref(), None);
     let ns_plan = if namespaces {
-        Some(plan::build(&JailConfig::default()).map_err(|e| format!("preparing the root: {e}"))?)
+        Some(std::sync::Arc::new(
+            plan::build(&JailConfig::default()).map_err(|e| format!("preparing the root: {e}"))?,
+        ))
     } else {
         None
     };
@@ -145,12 +148,12 @@ fn probe(namespaces: bool) -> std::result::Result<(), String> {
         };
         let null = || stdin_fd(&[]).map_err(|e| e.to_string());
         let l = Launch {
-            ns: ns_plan.as_ref(),
+            ns: ns_plan.clone(),
             netns: None,
             workspace: host_dir,
             ids,
             cwd,
-            rlimits: &[],
+            rlimits: Vec::new(),
             argv: vec![c"sh".into()],
             envp: Vec::new(),
             stdin: null()?,
@@ -158,7 +161,8 @@ fn probe(namespaces: bool) -> std::result::Result<(), String> {
             stderr: null()?,
             probe_only: true,
         };
-        let (mut guard, failures) = launch(l, None, None).map_err(|e| e.to_string())?;
+        let (mut guard, failures) =
+            spawn_on_blocking(move || launch(l, None, None)).map_err(|e| e.to_string())?;
         let mut report = Vec::new();
         let _ = std::fs::File::from(failures).read_to_end(&mut report);
         let exit = guard

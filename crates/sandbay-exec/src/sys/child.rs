@@ -103,7 +103,6 @@ pub(crate) unsafe fn child_main(plan: &Plan<'_>) -> ! {
             // The parent gave up: leave quietly.
             libc::_exit(126);
         }
-        libc::close(plan.sync_read);
 
         // An empty signal mask and default dispositions (only ignored
         // signals survive execve, e.g. Rust's SIGPIPE = SIG_IGN).
@@ -193,6 +192,23 @@ pub(crate) unsafe fn child_main(plan: &Plan<'_>) -> ! {
                 libc::syscall(libc::SYS_setresuid, uid, uid, uid)
             );
         }
+
+        // Die with the host process (set after the credential change,
+        // which clears it). If the parent died before this point, the start
+        // pipe's write end is closed: leave.
+        check!(
+            Stage::ParentDeath,
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong, 0, 0, 0)
+        );
+        let mut pfd = libc::pollfd {
+            fd: plan.sync_read,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        if libc::poll(&mut pfd, 1, 0) != 0 && pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            libc::_exit(126);
+        }
+        libc::close(plan.sync_read);
 
         if let Some(ns) = spec.namespaces {
             // A fresh tmpfs becomes the new root; it is mounted over the base

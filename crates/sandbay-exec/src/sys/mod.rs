@@ -94,6 +94,7 @@ pub(crate) enum Stage {
     Groups,
     Gid,
     Uid,
+    ParentDeath,
     RootTmpfs,
     RootOp,
     PivotRoot,
@@ -109,7 +110,7 @@ pub(crate) enum Stage {
 }
 
 impl Stage {
-    const ALL: [Stage; 22] = [
+    const ALL: [Stage; 23] = [
         Stage::Stdio,
         Stage::Sync,
         Stage::Signals,
@@ -120,6 +121,7 @@ impl Stage {
         Stage::Groups,
         Stage::Gid,
         Stage::Uid,
+        Stage::ParentDeath,
         Stage::RootTmpfs,
         Stage::RootOp,
         Stage::PivotRoot,
@@ -151,6 +153,7 @@ impl Stage {
             Stage::Groups => "clearing supplementary groups",
             Stage::Gid => "switching to the sandbox group",
             Stage::Uid => "switching to the sandbox user",
+            Stage::ParentDeath => "binding its life to the host process",
             Stage::RootTmpfs => "mounting the jail root",
             Stage::RootOp => "building the jail root",
             Stage::PivotRoot => "entering the jail root",
