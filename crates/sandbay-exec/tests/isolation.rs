@@ -184,6 +184,7 @@ async fn host_is_hidden(level: Isolation) {
         "for p in /x /usr/x /etc/x /dev/x /proc/x /bin/x; do touch $p 2>/dev/null && echo WROTE $p; done; \
          for d in /home /root /srv /var/lib /run /sys /boot /work; do [ -e $d ] && echo SEES $d; done; \
          cat /etc/shadow 2>/dev/null && echo SHADOW; mount -t tmpfs none /tmp 2>/dev/null && echo MOUNTED; \
+         unshare -U true 2>/dev/null && echo NESTED; \
          wc -l < /etc/passwd; echo done",
         T,
     )
@@ -197,6 +198,10 @@ async fn host_is_hidden(level: Isolation) {
     assert!(
         !text.contains("SHADOW") && !text.contains("MOUNTED"),
         "{text}"
+    );
+    assert!(
+        !text.contains("NESTED"),
+        "A created a nested user namespace:\n{text}"
     );
     let passwd_lines: usize = text.lines().rev().nth(1).unwrap().trim().parse().unwrap();
     assert!(passwd_lines <= 3, "A reads the host's /etc/passwd:\n{text}");
