@@ -2,7 +2,9 @@
 
 use sandbay_core::{GrepMode, GrepOutput, VPath};
 
-use super::cut_line;
+use std::fmt::Write as _;
+
+use super::push_cut_line;
 
 /// What was searched, for the texts.
 #[derive(Debug)]
@@ -59,11 +61,8 @@ pub(crate) fn format_grep(
                         block.push_str("\n--");
                     }
                     let sep = if line.is_match { ':' } else { '-' };
-                    block.push_str(&format!(
-                        "\n{}{sep}{}",
-                        line.line_number,
-                        cut_line(&line.text, max_line_chars, false)
-                    ));
+                    let _ = write!(block, "\n{}{sep}", line.line_number);
+                    push_cut_line(&mut block, &line.text, max_line_chars, false);
                     previous = Some(line.line_number);
                 }
                 blocks.push(block);

@@ -2,7 +2,7 @@
 
 use sandbay_core::{Error, Result, TextWindow, VPath};
 
-use super::{count, cut_line, numbered};
+use super::{count, push_cut_line, push_number};
 use crate::config::ToolConfig;
 
 /// Room kept for the closing hint when a window is cut to the budget.
@@ -32,21 +32,20 @@ pub(crate) fn format_read(
     }
     let budget = config.max_output_bytes.saturating_sub(FOOTER_RESERVE);
     let last = window.lines.len() - 1;
-    let mut text = String::new();
+    let mut text = String::with_capacity(budget.min(64 * 1024));
     let mut shown = 0;
     for (i, line) in window.lines.iter().enumerate() {
-        let cut_by_backend = window.cut_lines && i == last;
-        let entry = numbered(
-            window.offset + i + 1,
-            &cut_line(line, config.max_line_chars, cut_by_backend),
-        );
-        if shown > 0 && text.len() + 1 + entry.len() > budget {
-            break;
-        }
+        let before = text.len();
         if shown > 0 {
             text.push('\n');
         }
-        text.push_str(&entry);
+        push_number(&mut text, window.offset + i + 1);
+        let cut_by_backend = window.cut_lines && i == last;
+        push_cut_line(&mut text, line, config.max_line_chars, cut_by_backend);
+        if shown > 0 && text.len() > budget {
+            text.truncate(before);
+            break;
+        }
         shown += 1;
     }
     let end = window.offset + shown;
