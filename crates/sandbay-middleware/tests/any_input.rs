@@ -94,20 +94,18 @@ proptest! {
         rt.block_on(tb.call("write_file", json!({"file_path": "/a/b.txt", "content": "x\ny\n"})));
         // keep only the tool's own fields (unknown fields are covered above)
         let mut args = args;
-        {
-            if let Some(m) = args.as_object_mut() {
-                let keep: &[&str] = match ToolName::ALL[tool] {
-                    ToolName::Ls => &["path"],
-                    ToolName::ReadFile => &["file_path", "offset", "limit"],
-                    ToolName::WriteFile => &["file_path", "content"],
-                    ToolName::EditFile => &["file_path", "old_string", "new_string", "replace_all"],
-                    ToolName::Delete => &["file_path"],
-                    ToolName::Glob => &["pattern", "path"],
-                    ToolName::Grep => &["pattern", "path", "glob", "literal", "context", "max_matches"],
-                    ToolName::Execute => &["command"],
-                };
-                m.retain(|k, _| keep.contains(&k.as_str()));
-            }
+        if let Some(m) = args.as_object_mut() {
+            let keep: &[&str] = match ToolName::ALL[tool] {
+                ToolName::Ls => &["path"],
+                ToolName::ReadFile => &["file_path", "offset", "limit"],
+                ToolName::WriteFile => &["file_path", "content"],
+                ToolName::EditFile => &["file_path", "old_string", "new_string", "replace_all"],
+                ToolName::Delete => &["file_path"],
+                ToolName::Glob => &["pattern", "path"],
+                ToolName::Grep => &["pattern", "path", "glob", "literal", "context", "max_matches"],
+                ToolName::Execute => &["command"],
+            };
+            m.retain(|k, _| keep.contains(&k.as_str()));
         }
         check(&tb, &rt, ToolName::ALL[tool], args)?;
     }
