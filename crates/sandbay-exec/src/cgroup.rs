@@ -300,7 +300,7 @@ impl CgroupPool {
             idle.push(cg);
         } else {
             drop(idle);
-            crate::guard::reap_later(None, Some(cg));
+            crate::guard::reap_later(None, Some(cg), Vec::new());
         }
     }
 }
@@ -312,7 +312,7 @@ impl Drop for CgroupPool {
             // Empty, so this removes them at once; otherwise keep trying
             // in the background.
             if !cg.sweep() {
-                crate::guard::reap_later(None, Some(cg));
+                crate::guard::reap_later(None, Some(cg), Vec::new());
             }
         }
     }

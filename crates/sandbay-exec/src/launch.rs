@@ -98,16 +98,17 @@ pub(crate) fn launch(
             if let Some(cg) = cgroup {
                 match &pool {
                     Some(pool) => pool.give_back(cg),
-                    None => crate::guard::reap_later(None, Some(cg)),
+                    None => crate::guard::reap_later(None, Some(cg), Vec::new()),
                 }
             }
             return Err(unavailable("creating the process", &e));
         }
     };
-    let guard = RunGuard::new(started.pid, started.pidfd, cgroup, pool, started.go);
+    let mut guard = RunGuard::new(started.pid, started.pidfd, cgroup, pool, started.go);
     if l.ns.is_some() {
         write_id_maps(started.pid, l.ids)
             .map_err(|e| unavailable("mapping the sandbox user", &e))?;
+        guard.hold_namespaces(namespace_refs(started.pid));
     }
     if let Some(cg) = guard.cgroup() {
         cg.attach(started.pid)
@@ -117,6 +118,22 @@ pub(crate) fn launch(
         .release()
         .map_err(|e| unavailable("starting the child", &e))?;
     Ok((guard, started.failures))
+}
+
+/// Opens the child's mount and IPC namespaces (best effort: without them
+/// the teardown merely happens in the child's exit).
+fn namespace_refs(pid: i32) -> Vec<OwnedFd> {
+    ["mnt", "ipc"]
+        .iter()
+        .filter_map(|ns| {
+            nix::fcntl::open(
+                format!("/proc/{pid}/ns/{ns}").as_str(),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+        })
+        .collect()
 }
 
 /// Writes the child's uid and gid maps: SANDBOX_UID inside = the host ids.
