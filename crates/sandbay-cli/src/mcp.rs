@@ -82,8 +82,12 @@ async fn open(spec: &BackendSpec) -> Result<Opened, Box<dyn std::error::Error>> 
                 Some(dir) => dir.clone(),
                 None => std::env::current_dir()?,
             };
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("cannot create the workspace directory {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                format!(
+                    "cannot create the workspace directory {}: {e}",
+                    dir.display()
+                )
+            })?;
             let root = sandbay_fs::open_root(&dir).await?;
             Ok((
                 Toolbox::new(Arc::new(sandbay_fs::FsBackend::new(root))),
