@@ -233,6 +233,20 @@ pub(crate) fn run(plan: Plan) -> ExitCode {
     banner("cargo test");
     cargo_test(&mut tally, &plan.extra);
     if plan.extra.is_empty() {
+        // suites behind optional features
+        banner("cargo test: rig adapter (feature rig-test-utils)");
+        cargo_test(
+            &mut tally,
+            &[
+                "-p",
+                "sandbay-middleware",
+                "--features",
+                "rig-test-utils",
+                "--test",
+                "rig",
+            ]
+            .map(String::from),
+        );
         script_suite(
             &mut tally,
             "mcp-client",
