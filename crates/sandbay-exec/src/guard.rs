@@ -3,7 +3,7 @@
 //! run's cgroup is removed.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::OnceLock;
 use std::sync::mpsc::{Sender, channel};
 use std::time::Duration;
@@ -75,7 +75,11 @@ impl RunGuard {
             .go
             .as_ref()
             .ok_or_else(|| io::Error::other("start pipe closed"))?;
-        let n = nix::unistd::write(fd, &[1])?;
+        let n = nix::sys::socket::send(
+            fd.as_raw_fd(),
+            &[1],
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        )?;
         if n == 1 {
             Ok(())
         } else {

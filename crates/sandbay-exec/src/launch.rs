@@ -110,6 +110,12 @@ pub(crate) fn launch(
             .map_err(|e| unavailable("mapping the sandbox user", &e))?;
         guard.hold_namespaces(namespace_refs(started.pid));
     }
+    // First go: the child builds its jail while the parent moves it into
+    // its cgroups (which can wait for an RCU grace period); second go: it
+    // may exec.
+    guard
+        .release()
+        .map_err(|e| unavailable("starting the child", &e))?;
     if let Some(cg) = guard.cgroup() {
         cg.attach(started.pid)
             .map_err(|e| unavailable("joining the run's cgroup", &e))?;

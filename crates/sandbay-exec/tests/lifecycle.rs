@@ -120,7 +120,15 @@ async fn dropped_future_leaves_no_process(level: Isolation) {
         r = &mut fut => panic!("finished early: {r:?}"),
         started = wait_file(&ready, Duration::from_secs(10)) => assert!(started, "command did not start"),
     }
-    let seen = procs_with(&m1).len() + procs_with(&m2).len();
+    // `ready` is touched just before the second sleep starts.
+    let mut seen = 0;
+    for _ in 0..250 {
+        seen = procs_with(&m1).len() + procs_with(&m2).len();
+        if seen == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(seen, 2, "both sleeps run before the cancel");
     drop(fut);
     for m in [&m1, &m2] {

@@ -90,16 +90,10 @@ pub(crate) unsafe fn child_main(plan: &Plan<'_>) -> ! {
             check!(Stage::Stdio, libc::dup2(*fd, target as c_int));
         }
 
-        // Wait until the parent wrote the id maps and joined the cgroups.
-        let mut byte = 0u8;
-        loop {
-            let r = libc::read(plan.sync_read, (&mut byte as *mut u8).cast::<c_void>(), 1);
-            if r == 1 {
-                break;
-            }
-            if r < 0 && errno() == libc::EINTR {
-                continue;
-            }
+        // Wait until the parent wrote the id maps (first byte); the second
+        // byte, awaited right before execve, says the cgroups are joined,
+        // so that slow step overlaps the setup below.
+        if !wait_byte(plan.sync_read) {
             // The parent gave up: leave quietly.
             libc::_exit(126);
         }
@@ -208,7 +202,6 @@ pub(crate) unsafe fn child_main(plan: &Plan<'_>) -> ! {
         if libc::poll(&mut pfd, 1, 0) != 0 && pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
             libc::_exit(126);
         }
-        libc::close(plan.sync_read);
 
         if let Some(ns) = spec.namespaces {
             // A fresh tmpfs becomes the new root; it is mounted over the base
@@ -289,6 +282,10 @@ pub(crate) unsafe fn child_main(plan: &Plan<'_>) -> ! {
                 libc::CLOSE_RANGE_CLOEXEC
             )
         );
+        if !wait_byte(plan.sync_read) {
+            libc::_exit(126);
+        }
+        libc::close(plan.sync_read);
         if spec.probe_only {
             libc::_exit(0);
         }
@@ -298,6 +295,25 @@ pub(crate) unsafe fn child_main(plan: &Plan<'_>) -> ! {
             spec.envp.ptrs().as_ptr(),
         );
         fail(err, Stage::Exec)
+    }
+}
+
+/// Reads one byte from the parent's start pipe; `false` on EOF or error.
+///
+/// # Safety
+/// Child-only; see [`child_main`].
+unsafe fn wait_byte(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: read(2) into a one-byte stack buffer.
+        let r = unsafe { libc::read(fd, (&mut byte as *mut u8).cast::<c_void>(), 1) };
+        if r == 1 {
+            return true;
+        }
+        if r < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        return false;
     }
 }
 

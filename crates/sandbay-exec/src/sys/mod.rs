@@ -301,7 +301,8 @@ pub(crate) struct Started {
     pub(crate) pid: i32,
     /// pidfd naming the child.
     pub(crate) pidfd: OwnedFd,
-    /// Write one byte (or close) to let the child continue.
+    /// Send one byte (with `MSG_NOSIGNAL`) to let the child continue; a
+    /// stream socket.
     pub(crate) go: OwnedFd,
     /// Read end of the failure pipe: EOF means `execve` succeeded.
     pub(crate) failures: OwnedFd,
@@ -353,7 +354,15 @@ pub(crate) fn start(spec: &ChildSpec<'_>) -> io::Result<Started> {
             "too many bind mounts",
         ));
     }
-    let (sync_r, sync_w) = pipe()?;
+    // A socket, not a pipe, so the parent's sends can use MSG_NOSIGNAL: a
+    // child that died early must not raise SIGPIPE in the host process.
+    let (sync_r, sync_w) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )?;
+    let (sync_r, sync_w) = (high_fd(sync_r)?, high_fd(sync_w)?);
     let (err_r, err_w) = pipe()?;
     let plan = child::Plan {
         stdio,
