@@ -274,10 +274,9 @@ impl Jail {
             probe_only: false,
         };
         let pool = inner.cgroups.clone();
-        let (guard, failures) = spawner::spawn_on(move || launch(l, cgroup, pool)).await?;
+        let launched = spawner::spawn_on(move || launch(l, cgroup, pool)).await?;
         run::supervise(
-            guard,
-            failures,
+            launched,
             (stdio.stdout, stdio.stderr),
             started,
             request.timeout,

@@ -49,8 +49,19 @@ pub(crate) struct Launch {
     pub(crate) probe_only: bool,
 }
 
-/// Starts the child and lets it run. Returns the guard (which kills the
-/// tree if dropped) and the failure pipe (EOF once `execve` succeeded).
+/// A started child.
+#[derive(Debug)]
+pub(crate) struct Launched {
+    /// Kills the tree if dropped.
+    pub(crate) guard: RunGuard,
+    /// The failure pipe: EOF once `execve` succeeded, or a report.
+    pub(crate) failures: OwnedFd,
+    /// The child could not join its cgroups (it was killed); reported
+    /// unless the failure pipe has a more precise report.
+    pub(crate) attach_error: Option<sandbay_core::Error>,
+}
+
+/// Starts the child and lets it run.
 ///
 /// Call it on the spawner thread (see `crate::spawner`): the child's
 /// parent-death signal is bound to the calling thread.
@@ -58,7 +69,7 @@ pub(crate) fn launch(
     l: Launch,
     cgroup: Option<RunCgroup>,
     pool: Option<Arc<CgroupPool>>,
-) -> Result<(RunGuard, OwnedFd)> {
+) -> Result<Launched> {
     let ns_spec = l.ns.as_deref().map(|plan| NsSpec {
         trees: &plan.trees,
         workspace: TreeSource {
@@ -112,18 +123,25 @@ pub(crate) fn launch(
     }
     // First go: the child builds its jail while the parent moves it into
     // its cgroups (which can wait for an RCU grace period); second go: it
-    // may exec.
-    guard
-        .release()
-        .map_err(|e| unavailable("starting the child", &e))?;
-    if let Some(cg) = guard.cgroup() {
+    // may exec. A failed send means the child is gone; its failure report
+    // (read by the caller) says why.
+    let _ = guard.release();
+    let attach_error = guard.cgroup().and_then(|cg| {
         cg.attach(started.pid)
-            .map_err(|e| unavailable("joining the run's cgroup", &e))?;
+            .err()
+            .map(|e| unavailable("joining the run's cgroup", &e))
+    });
+    if attach_error.is_some() {
+        // Never let it run outside its cgroups.
+        guard.kill();
+    } else {
+        let _ = guard.release();
     }
-    guard
-        .release()
-        .map_err(|e| unavailable("starting the child", &e))?;
-    Ok((guard, started.failures))
+    Ok(Launched {
+        guard,
+        failures: started.failures,
+        attach_error,
+    })
 }
 
 /// Opens the child's mount and IPC namespaces (best effort: without them

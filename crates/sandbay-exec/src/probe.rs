@@ -161,8 +161,9 @@ fn probe(namespaces: bool) -> std::result::Result<(), String> {
             stderr: null()?,
             probe_only: true,
         };
-        let (mut guard, failures) =
+        let launched =
             spawn_on_blocking(move || launch(l, None, None)).map_err(|e| e.to_string())?;
+        let (mut guard, failures) = (launched.guard, launched.failures);
         let mut report = Vec::new();
         let _ = std::fs::File::from(failures).read_to_end(&mut report);
         let exit = guard

@@ -10,8 +10,8 @@ use tokio::net::unix::pipe::Receiver;
 use tokio::sync::Notify;
 
 use crate::capture::Capture;
-use crate::guard::{Exit, RunGuard};
-use crate::launch::{child_failure, stdin_fd, unavailable};
+use crate::guard::Exit;
+use crate::launch::{Launched, child_failure, stdin_fd, unavailable};
 use crate::sys::{self, decode_failure};
 
 /// How long output is still read after the tree was killed (only matters
@@ -52,14 +52,18 @@ impl Stdio {
 
 /// Drives a started run to its end and builds the result.
 pub(crate) async fn supervise(
-    mut guard: RunGuard,
-    failures: OwnedFd,
+    launched: Launched,
     (stdout, stderr): (OwnedFd, OwnedFd),
     started: Instant,
     timeout: Duration,
     cap: usize,
     workdir: &VPath,
 ) -> Result<ExecOutput> {
+    let Launched {
+        mut guard,
+        failures,
+        attach_error,
+    } = launched;
     let receiver =
         |fd: OwnedFd| Receiver::from_owned_fd(fd).map_err(|e| unavailable("reading output", &e));
     let mut out_rx = receiver(stdout)?;
@@ -79,6 +83,9 @@ pub(crate) async fn supervise(
         && let Some((stage, errno)) = decode_failure(&report)
     {
         return Err(child_failure(stage, errno, workdir));
+    }
+    if let Some(e) = attach_error {
+        return Err(e);
     }
     drop(fail_rx);
 

@@ -21,6 +21,7 @@ per_level!(
     bad_requests_are_refused,
     files_are_shared_with_the_host,
     level_is_reported,
+    concurrent_runs_of_one_jail,
 );
 
 async fn exit_code_and_streams(level: Isolation) {
@@ -292,6 +293,35 @@ async fn level_is_reported(level: Isolation) {
         assert_ne!(e.host_uid, 0);
         assert!(sandbay_exec::UID_RANGE.contains(&e.host_uid));
     }
+}
+
+async fn concurrent_runs_of_one_jail(level: Isolation) {
+    let Some(jail) = jail(level, |_| {}) else {
+        return;
+    };
+    let ws = workspace();
+    let runs = (0..8).map(|i| {
+        let jail = jail.clone();
+        let ws = ws.path().to_path_buf();
+        tokio::spawn(async move {
+            let command = format!("sleep 0.2; echo {i} > out-{i}; cat out-{i}");
+            jail.run(&ws, ExecRequest::new(command).timeout(T)).await
+        })
+    });
+    let outputs: Vec<_> = futures_join(runs).await;
+    for (i, o) in outputs.into_iter().enumerate() {
+        let o = o.unwrap();
+        assert_eq!(o.exit_code, Some(0), "{}", err(&o));
+        assert_eq!(out(&o), format!("{i}\n"));
+    }
+}
+
+async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await.unwrap());
+    }
+    out
 }
 
 #[test]
