@@ -22,8 +22,19 @@ const NOBODY: u32 = 65534;
 async fn unprivileged_host_gets_namespaces_but_not_limits() {
     let root = nix_euid() == 0;
     if root && std::env::var_os(HELPER_ENV).is_none() {
-        // Re-run this very test as nobody.
-        let out = Command::new(std::env::current_exe().unwrap())
+        // Re-run this very test as nobody, from a copy of the binary that
+        // nobody can reach (the build directory may be private to root).
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("sandbay-exec-test-bin-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = dir.path().join("unprivileged-test");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = Command::new(&exe)
+            .current_dir(dir.path())
             .args([
                 "--exact",
                 "unprivileged_host_gets_namespaces_but_not_limits",
