@@ -224,8 +224,10 @@ impl RunCgroup {
             if start.elapsed() > budget {
                 tracing::warn!(
                     left = self.dirs.len(),
-                    "cgroup of a run could not be removed"
+                    "cgroup of a run could not be removed; a later process sweeps it"
                 );
+                // Give up for good (no `Drop` retry).
+                self.dirs.clear();
                 return false;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -250,6 +252,17 @@ impl RunCgroup {
                 }
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+impl Drop for RunCgroup {
+    /// A cgroup dropped on an unexpected path is still emptied and removed,
+    /// in the background.
+    fn drop(&mut self) {
+        if !self.dirs.is_empty() {
+            let dirs = std::mem::take(&mut self.dirs);
+            crate::guard::reap_later(None, Some(RunCgroup { dirs }), Vec::new());
         }
     }
 }

@@ -1,0 +1,125 @@
+//! Per-run cgroups: they carry the configured caps, hold every process of
+//! the run, and none is left once the jail is gone.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{jail, skip, wait_file, workspace};
+use sandbay_core::{ExecRequest, Isolation};
+use tokio::sync::Mutex;
+
+/// The tests count this process's cgroup directories: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+per_level!(run_cgroups_carry_the_caps_and_are_removed);
+
+/// This process's run cgroups under one controller.
+fn mine(controller: &str) -> BTreeSet<PathBuf> {
+    let prefix = format!("{}-", std::process::id());
+    std::fs::read_dir(format!("/sys/fs/cgroup/{controller}/sandbay"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn gone_within(controller: &str, before: &BTreeSet<PathBuf>, within: Duration) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < within {
+        if mine(controller) == *before {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+async fn run_cgroups_carry_the_caps_and_are_removed(level: Isolation) {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let Some(jail) = jail(level, |c| {
+        c.limits.processes = 77;
+        c.limits.memory_bytes = 300 << 20;
+        c.limits.cpu_cores = Some(0.5);
+    }) else {
+        return;
+    };
+    let e = jail.enforcement();
+    if !(e.cgroup_pids && e.cgroup_memory && e.cgroup_cpu) {
+        skip("cgroup v1 pids, memory and cpu controllers are not all usable here");
+        return;
+    }
+    let before: Vec<BTreeSet<PathBuf>> =
+        ["pids", "memory", "cpu"].iter().map(|c| mine(c)).collect();
+    let ws = workspace();
+    let task = {
+        let jail = jail.clone();
+        let ws = ws.path().to_path_buf();
+        tokio::spawn(async move {
+            jail.run(
+                &ws,
+                ExecRequest::new("touch ready; sleep 60").timeout(Duration::from_secs(90)),
+            )
+            .await
+        })
+    };
+    assert!(wait_file(&ws.path().join("ready"), Duration::from_secs(10)).await);
+    let new_pids: Vec<PathBuf> = mine("pids").difference(&before[0]).cloned().collect();
+    let new_mem: Vec<PathBuf> = mine("memory").difference(&before[1]).cloned().collect();
+    let new_cpu: Vec<PathBuf> = mine("cpu").difference(&before[2]).cloned().collect();
+    assert_eq!(
+        (new_pids.len(), new_mem.len(), new_cpu.len()),
+        (1, 1, 1),
+        "one cgroup per controller for the run"
+    );
+    let read = |p: &PathBuf, f: &str| {
+        std::fs::read_to_string(p.join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read(&new_pids[0], "pids.max"), "77");
+    assert_eq!(
+        read(&new_mem[0], "memory.limit_in_bytes"),
+        (300u64 << 20).to_string()
+    );
+    assert_eq!(read(&new_cpu[0], "cpu.cfs_quota_us"), "50000");
+    let procs = read(&new_pids[0], "cgroup.procs");
+    assert!(!procs.is_empty(), "the run's processes are in its cgroup");
+    assert_eq!(procs, read(&new_mem[0], "cgroup.procs"));
+    // Cancel: the cgroup is emptied and removed.
+    task.abort();
+    let _ = task.await;
+    for (i, c) in ["pids", "memory", "cpu"].iter().enumerate() {
+        assert!(
+            gone_within(c, &before[i], Duration::from_secs(5)).await,
+            "{c} cgroup of a cancelled run left"
+        );
+    }
+    // A finished run leaves its emptied cgroup to the jail's next run...
+    let o = jail
+        .run(ws.path(), ExecRequest::new("echo done"))
+        .await
+        .unwrap();
+    assert_eq!(o.stdout, b"done\n");
+    let idle: Vec<PathBuf> = mine("pids").difference(&before[0]).cloned().collect();
+    assert_eq!(idle.len(), 1);
+    assert_eq!(
+        read(&idle[0], "cgroup.procs"),
+        "",
+        "the kept cgroup is empty"
+    );
+    // ...and the jail removes it when dropped.
+    drop(jail);
+    for (i, c) in ["pids", "memory", "cpu"].iter().enumerate() {
+        assert!(
+            gone_within(c, &before[i], Duration::from_secs(5)).await,
+            "{c} cgroup outlived its jail"
+        );
+    }
+}
