@@ -116,9 +116,14 @@
 //!   hosts, which this crate does not drive yet) memory is capped per
 //!   process only. Timing side channels are out of scope.
 //! - **Cost**: `clone3` copies the host process's page tables, so starting
-//!   a command gets slower as the host process grows; processes of a dead
-//!   host process's `Limits` runs (other than the first) are only killed
-//!   when a later process sweeps their stale cgroups.
+//!   a command gets slower as the host process grows. Moving a process into
+//!   a cgroup v1 takes a kernel-wide lock that waits for an RCU grace period
+//!   now and then (a p95 of about +5 ms per start here) and for every fork
+//!   in flight on the host, so while a neighbour's fork bomb runs, starts
+//!   with cgroups take about 12 ms instead of 2.5 ms; [`JailConfig::cgroups`]
+//!   trades the whole-run caps for that latency. Processes of a dead host
+//!   process's `Limits` runs (other than the first) are only killed when a
+//!   later process sweeps their stale cgroups.
 //!
 //! # Dependencies
 //!
