@@ -36,8 +36,11 @@ pub struct JailConfig {
     /// Put each run in its own cgroups (v1 `pids`, `memory`, `cpu`) when
     /// the host has them and the host process is root. They cap the whole
     /// run's memory, processes and CPU, and list every process of the run
-    /// so none survives it. Moving the new process into them costs a few
-    /// hundred microseconds per run.
+    /// so none survives it. Moving the new process into them takes a
+    /// kernel-wide lock: about +0.1 ms at the median, several ms now and
+    /// then, and more while other processes fork heavily (see the crate
+    /// docs, "Cost"). Without them, `RLIMIT_NPROC` still caps processes and
+    /// `RLIMIT_AS` caps memory per process.
     pub cgroups: bool,
 }
 
