@@ -216,6 +216,10 @@ impl Jail {
     /// When the host process is root, entries of the workspace not owned by
     /// the jail's uid are handed over to it first, so the command can
     /// change every file; root keeps full access to what the command makes.
+    /// At `Limits` the command reaches the workspace by its host path, so
+    /// the jail's uid must be able to traverse its parent directories (mode
+    /// `o+x`); at `Namespaces` the workspace is opened with the host
+    /// process's rights and its parents may stay private.
     ///
     /// # Errors
     /// `invalid_argument` (NUL in the command, bad environment names),
