@@ -4,6 +4,7 @@
 //! and records rows; the report is written to `target/bench/report.json`
 //! and `target/bench/report.md`.
 
+mod exec;
 mod files;
 
 use std::time::Duration;
@@ -131,6 +132,9 @@ pub(crate) fn main(args: &[&str]) -> std::process::ExitCode {
     runtime.block_on(async {
         if wants("files") {
             files::run(&mut report).await;
+        }
+        if wants("exec") {
+            exec::run(&mut report).await;
         }
     });
     let dir = crate::testrun::workspace_root().join("target/bench");
