@@ -178,8 +178,16 @@ fn container_body(
         working_dir: Some(WORKSPACE.into()),
         env: Some(crate::exec::base_env()),
         // The runner: the container's main process is a shell reading
-        // commands from the attached stdin.
-        cmd: Some(vec!["sh".into(), "-s".into(), "sandbay-runner".into()]),
+        // commands from the attached stdin, started with only the base
+        // environment (commands inherit exactly what they are given).
+        cmd: Some(
+            ["env", "-i"]
+                .into_iter()
+                .map(String::from)
+                .chain(crate::exec::base_env())
+                .chain(["sh", "-s", "sandbay-runner"].map(String::from))
+                .collect(),
+        ),
         entrypoint: Some(vec![]),
         attach_stdin: Some(true),
         attach_stdout: Some(true),
@@ -276,17 +284,19 @@ impl DockerSandbox {
                 return Err(e);
             }
         };
-        let attached = match client.attach_container(&container).await {
-            Ok(a) => a,
-            Err(e) => {
+        // The runner prints nothing before it reads its first input, so
+        // attaching and starting can go out together (one round trip less).
+        let (attached, started) = tokio::join!(
+            client.attach_container(&container),
+            client.start_container(&container)
+        );
+        let attached = match (attached, started) {
+            (Ok(a), Ok(())) => a,
+            (Err(e), _) | (_, Err(e)) => {
                 cleanup(client.clone(), Some(container)).await;
                 return Err(e.into());
             }
         };
-        if let Err(e) = client.start_container(&container).await {
-            cleanup(client.clone(), Some(container)).await;
-            return Err(e.into());
-        }
         let runner = Runner::start(attached.0, attached.1);
         let exec = Arc::new(Executor {
             client: client.clone(),

@@ -170,3 +170,30 @@ async fn dropping_the_future_kills_the_command() {
     assert!(!alive, "the dropped command still runs");
     sb.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
+async fn environment_is_scrubbed_and_the_same_on_both_paths() {
+    let client = require_docker!();
+    let guard = common::Guard::new(&client, "exec-env");
+    let mut seen = Vec::new();
+    for runner in [true, false] {
+        let sb = DockerSandbox::create(&client, guard.config().with_runner(runner))
+            .await
+            .unwrap();
+        let mut req =
+            ExecRequest::new("env | cut -d= -f1 | sort | tr '\\n' ' '; echo \"$0\" \"$#\"");
+        req.env.insert("EXTRA".into(), "1".into());
+        let out = sb.execute(req).await.unwrap();
+        seen.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        sb.shutdown().await.unwrap();
+    }
+    assert_eq!(seen[0], seen[1], "runner and exec agree");
+    for name in ["EXTRA", "HOME", "LANG", "PATH", "USER"] {
+        assert!(seen[0].contains(name), "{name} in {}", seen[0]);
+    }
+    for leak in ["HOSTNAME", "__sb", "TOKEN"] {
+        assert!(!seen[0].contains(leak), "{leak} in {}", seen[0]);
+    }
+    assert!(seen[0].trim_end().ends_with("sh 0"), "{}", seen[0]);
+}

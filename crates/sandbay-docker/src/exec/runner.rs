@@ -168,7 +168,7 @@ impl Task {
     async fn job(&mut self, job: Job) -> Result<(), &'static str> {
         let Job {
             command,
-            _permit,
+            _permit: permit,
             mut reply,
         } = job;
         let token = new_token();
@@ -285,6 +285,9 @@ impl Task {
             Phase::Running => Status::parse(out.status.as_deref().unwrap_or("")),
         };
         drop(stream_sink);
+        // Free the runner *before* answering: a caller that sends its next
+        // command at once must find it idle, not fall back to a fresh exec.
+        drop(permit);
         let truncated = stdout.truncated || stderr.truncated;
         let _ = reply.send(Ok(Outcome {
             stdout: stdout.bytes,

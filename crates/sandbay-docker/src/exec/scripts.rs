@@ -7,16 +7,26 @@
 //! on both streams, then kills what is left of its group, so a finished
 //! command leaves no background process behind.
 
-/// Runs one command; the runner starts it with `setsid`.
+/// Runs one command; the runner starts it with `setsid`, so it leads a
+/// new session and process group.
 ///
 /// Arguments: token, working directory, command, base64 stdin (may be
-/// empty), then `NAME=value` environment entries.
+/// empty), then the complete environment as `NAME=value` entries.
+///
+/// The command runs in a subshell of the wrapper (a fork, no `exec`:
+/// busybox `exec`s cost most of a command's time here). The wrapper's
+/// environment is the runner's, which starts empty but for the base
+/// entries, so exporting the given entries gives exactly that environment.
+/// `eval` parses the whole text first, so the leading `unset c` hides the
+/// wrapper's variable without touching the command.
 pub(crate) const WRAPPER: &str = r#"t=$1 w=$2 c=$3 i=$4; shift 4
 if cd "$w" 2>/dev/null; then
   if [ -n "$i" ]; then
-    printf %s "$i" | base64 -d | env -i "$@" sh -c "$c"
+    printf %s "$i" | base64 -d | (for e; do export "$e"; done; set --; unset t w i e OLDPWD; eval "unset c
+$c")
   else
-    env -i "$@" sh -c "$c" </dev/null
+    (for e; do export "$e"; done; set --; unset t w i e OLDPWD; eval "unset c
+$c") </dev/null
   fi
   r=$?
 else
@@ -46,7 +56,7 @@ __sb_run() {{
   [ -n "$__sb_last" ] && wait "$__sb_last" 2>/dev/null
   printf '\036%s:go\036' "$1"; printf '\036%s:go\036' "$1" >&2
   __sb_prev=$!
-  setsid sh -c "$__sb_wrap" sandbay-cmd "$@" </dev/null &
+  setsid sh -c "$__sb_wrap" sh "$@" </dev/null &
   if [ "$!" = "$__sb_prev" ]; then
     __sb_last=
     printf '\036%s:nofork\036' "$1"; printf '\036%s:nofork\036' "$1" >&2

@@ -323,7 +323,7 @@ impl ContainerFiles {
     pub(crate) async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
         if request.old.is_empty() {
             // same check and message as every backend, before any I/O
-            apply_edit(path, "", request)?;
+            apply_edit(path, "", request, self.limits.max_text_file_bytes)?;
         }
         let bytes = self.bytes(path, self.limits.max_text_file_bytes).await?;
         if !is_text(&bytes) {
@@ -331,7 +331,8 @@ impl ContainerFiles {
         }
         let content =
             String::from_utf8(bytes).map_err(|_| Error::BinaryFile { path: path.clone() })?;
-        let (new, replacements) = apply_edit(path, &content, request)?;
+        let (new, replacements) =
+            apply_edit(path, &content, request, self.limits.max_text_file_bytes)?;
         self.write(path, new.as_bytes()).await?;
         Ok(EditOutcome { replacements })
     }

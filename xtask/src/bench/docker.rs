@@ -1,0 +1,283 @@
+//! The Docker backend against the real daemon: container lifecycle,
+//! command round trips (runner and fresh exec), file operations in both
+//! file modes, and 8 concurrent users.
+//!
+//! Skipped (with a message) when no daemon or no test image is there:
+//! `.ci/docker-setup.sh` provides both. Everything made here carries the
+//! label `sandbay.bench` and is removed at the end, and at the start in
+//! case an earlier run was interrupted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sandbay_core::{Backend, BackendExt, ExecRequest, Sandbox, VPath};
+use sandbay_docker::{
+    DockerClient, DockerConfig, DockerSandbox, FileMode, PullPolicy, ReapOptions, ReapScope,
+};
+
+use super::{Report, Stats};
+
+const SECTION: &str = "docker";
+const LABEL: &str = "sandbay.bench";
+
+fn config(mode: FileMode) -> DockerConfig {
+    DockerConfig::default()
+        .with_label(LABEL, "1")
+        .with_owner("bench")
+        .with_file_mode(mode)
+        .with_pull(PullPolicy::Never)
+}
+
+fn mode_name(mode: FileMode) -> &'static str {
+    match mode {
+        FileMode::Bind => "bind",
+        _ => "container",
+    }
+}
+
+async fn cleanup(client: &DockerClient) {
+    let options = ReapOptions::default()
+        .with_label(LABEL, "1")
+        .with_scope(ReapScope::All);
+    if let Err(e) = sandbay_docker::reap_orphans(client, &options).await {
+        eprintln!("bench docker: clean-up failed: {e}");
+    }
+}
+
+/// Times `n` runs of `op`, one after the other.
+async fn timed<F, Fut>(n: usize, mut op: F) -> Stats
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut samples = Vec::with_capacity(n);
+    let wall = Instant::now();
+    for i in 0..n {
+        let start = Instant::now();
+        op(i).await;
+        samples.push(start.elapsed());
+    }
+    Stats::from_samples(samples, wall.elapsed())
+}
+
+/// Container create+start and shutdown, `n` of each.
+async fn lifecycle(client: &DockerClient, mode: FileMode, report: &mut Report) {
+    let n = 20;
+    let mut made = Vec::with_capacity(n);
+    let mut samples = Vec::with_capacity(n);
+    let wall = Instant::now();
+    for _ in 0..n {
+        let start = Instant::now();
+        let sb = DockerSandbox::create(client, config(mode))
+            .await
+            .expect("create a sandbox");
+        samples.push(start.elapsed());
+        made.push(sb);
+    }
+    let stats = Stats::from_samples(samples, wall.elapsed());
+    let note = format!("{} files; until files and commands work", mode_name(mode));
+    report.add(SECTION, mode_name(mode), "create+start", stats, &note);
+    // first command on a fresh sandbox (the runner is the main process)
+    let stats = timed(n, |i| {
+        let sb = &made[i];
+        async move {
+            sb.execute(ExecRequest::new("true")).await.expect("first command");
+        }
+    })
+    .await;
+    report.add(SECTION, mode_name(mode), "first command", stats, "right after create");
+    let stats = timed(n, |i| {
+        let sb = &made[i];
+        async move {
+            sb.shutdown().await.expect("shutdown");
+        }
+    })
+    .await;
+    report.add(SECTION, mode_name(mode), "shutdown", stats, "container (and volume or dir) removed");
+}
+
+/// Command round trips through the runner and through fresh execs.
+async fn commands(client: &DockerClient, report: &mut Report) {
+    for (runner, n, subject) in [(true, 300, "runner"), (false, 40, "exec")] {
+        let sb = DockerSandbox::create(client, config(FileMode::Auto).with_runner(runner))
+            .await
+            .expect("create a sandbox");
+        // warm up
+        for _ in 0..3 {
+            sb.execute(ExecRequest::new("true")).await.expect("warm-up");
+        }
+        let stats = timed(n, |_| {
+            let sb = &sb;
+            async move {
+                let out = sb.execute(ExecRequest::new("echo hi")).await.expect("echo");
+                assert_eq!(out.stdout, b"hi\n");
+            }
+        })
+        .await;
+        let note = if runner {
+            "`echo hi`, one long-lived shell per container"
+        } else {
+            "`echo hi`, a fresh docker exec each"
+        };
+        report.add(SECTION, subject, "command round trip", stats, note);
+        sb.shutdown().await.expect("shutdown");
+    }
+}
+
+/// File operations on one sandbox per mode.
+async fn files(client: &DockerClient, mode: FileMode, report: &mut Report) {
+    let sb = DockerSandbox::create(client, config(mode))
+        .await
+        .expect("create a sandbox");
+    let subject = mode_name(mode);
+    let big: Vec<u8> = (0..1 << 20).map(|i: u32| b'a' + (i % 26) as u8).collect();
+    let p = |s: String| VPath::parse(&s).expect("bench path");
+    let stats = timed(20, |i| {
+        let (sb, big) = (&sb, big.clone());
+        async move {
+            sb.write_bytes(&p(format!("/big/{i}.bin")), big)
+                .await
+                .expect("write 1 MiB");
+        }
+    })
+    .await;
+    report.add(SECTION, subject, "write 1 MiB", stats, "one file per op");
+    let stats = timed(20, |i| {
+        let sb = &sb;
+        async move {
+            let bytes = sb.read_bytes(&p(format!("/big/{i}.bin"))).await.expect("read 1 MiB");
+            assert_eq!(bytes.len(), 1 << 20);
+        }
+    })
+    .await;
+    report.add(SECTION, subject, "read 1 MiB", stats, "one file per op");
+
+    let small = |i: usize| format!("small file {i}\n").repeat(8);
+    let stats = timed(100, |i| {
+        let sb = &sb;
+        async move {
+            sb.write(&p(format!("/small/{i}.txt")), &small(i))
+                .await
+                .expect("write small");
+        }
+    })
+    .await;
+    report.add(SECTION, subject, "write small file", stats, "100 files, ~120 B, one per op");
+    let stats = timed(100, |i| {
+        let sb = &sb;
+        async move {
+            let w = sb
+                .read(&p(format!("/small/{i}.txt")), Default::default())
+                .await
+                .expect("read small");
+            assert_eq!(w.total_lines, 8);
+        }
+    })
+    .await;
+    report.add(SECTION, subject, "read small file", stats, "100 files, line window, one per op");
+    let batch: Vec<(VPath, Vec<u8>)> = (0..100)
+        .map(|i| (p(format!("/batch/{i}.txt")), small(i).into_bytes()))
+        .collect();
+    let paths: Vec<VPath> = batch.iter().map(|(p, _)| p.clone()).collect();
+    let stats = timed(10, |_| {
+        let (sb, batch) = (&sb, batch.clone());
+        async move {
+            let results = sb.upload(batch).await;
+            assert!(results.iter().all(Result::is_ok));
+        }
+    })
+    .await;
+    report.add(SECTION, subject, "upload 100 files", stats, "one batch call");
+    let stats = timed(10, |_| {
+        let (sb, paths) = (&sb, &paths);
+        async move {
+            let results = sb.download(paths).await;
+            assert!(results.iter().all(Result::is_ok));
+        }
+    })
+    .await;
+    report.add(SECTION, subject, "download 100 files", stats, "one batch call");
+    sb.shutdown().await.expect("shutdown");
+}
+
+/// 8 users at once: each creates a sandbox, runs 20 commands, shuts down.
+async fn concurrent_users(client: &DockerClient, report: &mut Report) {
+    let users = 8;
+    let commands = 20;
+    let wall = Instant::now();
+    let mut tasks = Vec::new();
+    for u in 0..users {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut create = Duration::ZERO;
+            let mut each = Vec::with_capacity(commands);
+            let started = Instant::now();
+            let sb = DockerSandbox::create(&client, config(FileMode::Auto).with_owner(format!("user-{u}")))
+                .await
+                .expect("create");
+            create += started.elapsed();
+            for c in 0..commands {
+                let t = Instant::now();
+                let out = sb
+                    .execute(ExecRequest::new(format!("echo {u}-{c}")))
+                    .await
+                    .expect("command");
+                assert_eq!(out.stdout, format!("{u}-{c}\n").into_bytes());
+                each.push(t.elapsed());
+            }
+            let t = Instant::now();
+            sb.shutdown().await.expect("shutdown");
+            (create, each, t.elapsed(), started.elapsed())
+        }));
+    }
+    let mut creates = Vec::new();
+    let mut cmds = Vec::new();
+    let mut shutdowns = Vec::new();
+    let mut sessions = Vec::new();
+    for t in tasks {
+        let (c, each, s, whole) = t.await.expect("user task");
+        creates.push(c);
+        cmds.extend(each);
+        shutdowns.push(s);
+        sessions.push(whole);
+    }
+    let wall = wall.elapsed();
+    let note = format!("8 users at once; wall {:.0} ms", wall.as_secs_f64() * 1e3);
+    report.add(SECTION, "8 users", "session", Stats::from_samples(sessions, wall), &note);
+    report.add(SECTION, "8 users", "create+start", Stats::from_samples(creates, wall), &note);
+    report.add(SECTION, "8 users", "command", Stats::from_samples(cmds, wall), &note);
+    report.add(SECTION, "8 users", "shutdown", Stats::from_samples(shutdowns, wall), &note);
+}
+
+/// Runs the Docker benchmarks, or says why they are skipped.
+pub(crate) async fn run(report: &mut Report) {
+    let client = match DockerClient::connect().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bench docker: skipped: no Docker daemon ({e})");
+            return;
+        }
+    };
+    if let Err(e) =
+        sandbay_docker::ensure_image(&client, sandbay_docker::DEFAULT_IMAGE, PullPolicy::Never, |_| {}).await
+    {
+        eprintln!("bench docker: skipped: {e}; run `cargo xtask docker-image`");
+        return;
+    }
+    cleanup(&client).await;
+    let client = Arc::new(client);
+    let modes: Vec<FileMode> = if client.is_local() {
+        vec![FileMode::Bind, FileMode::Container]
+    } else {
+        vec![FileMode::Container]
+    };
+    for &mode in &modes {
+        lifecycle(&client, mode, report).await;
+    }
+    commands(&client, report).await;
+    for &mode in &modes {
+        files(&client, mode, report).await;
+    }
+    concurrent_users(&client, report).await;
+    cleanup(&client).await;
+}
