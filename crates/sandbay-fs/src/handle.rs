@@ -54,7 +54,7 @@ impl OpenFile {
         let mut bytes = Vec::with_capacity(size as usize);
         // The file may grow after `fstat`: read one byte past the limit to notice.
         (&self.file)
-            .take(limit + 1)
+            .take(limit.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| map_io(path, &e))?;
         if bytes.len() as u64 > limit {

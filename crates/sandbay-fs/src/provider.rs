@@ -146,6 +146,35 @@ impl FsProvider {
         Ok(FsBackend::with_config(dir, self.config))
     }
 
+    /// The sandbox of one session: its backend (as [`FsProvider::session`])
+    /// plus a new [`sandbay_exec::Jail`] made from `jail`, so commands run
+    /// with the session directory as working directory.
+    ///
+    /// Every call makes a new jail, with a host uid of its own (root
+    /// hosts): keep the sandbox for as long as the session lives. The first
+    /// call in a process probes the host (see [`sandbay_exec::Jail::probe`]).
+    ///
+    /// # Errors
+    /// As [`FsProvider::session`], plus those of [`sandbay_exec::Jail::new`]:
+    /// `invalid_argument` for a bad configuration, `unavailable` when the
+    /// host cannot give the requested isolation level.
+    #[cfg(feature = "exec")]
+    pub async fn sandbox(
+        &self,
+        user: &str,
+        session: &str,
+        jail: &sandbay_exec::JailConfig,
+    ) -> Result<crate::FsSandbox> {
+        let fs = self.session(user, session).await?;
+        let host_root = self.session_path(user, session)?;
+        let id = format!("fs-{}-{}", Self::dir_name(user)?, Self::dir_name(session)?);
+        let config = jail.clone();
+        let jail = tokio::task::spawn_blocking(move || sandbay_exec::Jail::new(config))
+            .await
+            .map_err(join_error)??;
+        Ok(crate::FsSandbox::new(id, fs, host_root, jail))
+    }
+
     /// The host directory of a session (whether or not it exists yet), for
     /// host-side tools that need a real path: a command's working
     /// directory, a container's bind mount. Never show it to a user.
@@ -247,8 +276,16 @@ impl FsProvider {
 /// following a symlink.
 fn open_or_create(base: &Dir, names: &[String]) -> Result<Dir> {
     let mut dir = base.try_clone().map_err(provider_io)?;
-    for name in names {
-        match dir.create_dir(name) {
+    for (i, name) in names.iter().enumerate() {
+        // A workspace is private to its owner (0700); the levels above it
+        // can be traversed but not listed (0711), so one user's command
+        // can neither list nor read another user's workspace.
+        let mut builder = cap_std::fs::DirBuilder::new();
+        cap_std::fs::DirBuilderExt::mode(
+            &mut builder,
+            if i + 1 == names.len() { 0o700 } else { 0o711 },
+        );
+        match dir.create_dir_with(name, &builder) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(provider_io(e)),

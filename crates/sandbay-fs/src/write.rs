@@ -51,7 +51,13 @@ fn replace(
     let mut temp = TempFile::new(dir)?;
     temp.write_all(bytes)?;
     if let Some(permissions) = permissions {
-        temp.as_file().set_permissions(permissions)?;
+        // Only the rwx bits carry over: a setuid/setgid/sticky bit set by a
+        // command must never reappear on a file the host (maybe root) wrote.
+        use cap_std::fs::PermissionsExt;
+        let mode = permissions.mode() & 0o777;
+        temp.as_file().set_permissions(Permissions::from_std(
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        ))?;
     }
     if config.sync_writes {
         temp.as_file().sync_all()?;
@@ -89,7 +95,7 @@ pub(crate) fn edit(
         Ok(text) if !text.contains('\0') => text,
         _ => return Err(Error::BinaryFile { path: path.clone() }),
     };
-    let (new, replacements) = apply_edit(path, &text, request)?;
+    let (new, replacements) = apply_edit(path, &text, request, config.limits.max_text_file_bytes)?;
     replace(
         &dir,
         &target.name,

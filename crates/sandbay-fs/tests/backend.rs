@@ -170,7 +170,7 @@ async fn read_errors() {
 async fn read_window_is_bounded_on_a_large_file() {
     let config = FsConfig::default().with_limits(Limits {
         max_text_file_bytes: 1024,
-        max_window_bytes: 64,
+        max_window_bytes: 68,
     });
     let ws = Ws::with_config(config).await;
     // 8 MiB file: the window stays within its budget
@@ -181,7 +181,11 @@ async fn read_window_is_bounded_on_a_large_file() {
         .read(&p("/big.txt"), ReadRequest::default())
         .await
         .unwrap();
-    assert_eq!(w.lines.len(), 4, "64-byte budget holds four 16-byte lines");
+    assert_eq!(
+        w.lines.len(),
+        4,
+        "a 68-byte budget holds four 16-byte lines and their separators"
+    );
     assert_eq!(w.total_lines, 8 * 1024 * 1024 / 17);
     assert_eq!(w.next_offset, Some(4));
     // edit refuses it before loading, grep skips it

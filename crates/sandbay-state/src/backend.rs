@@ -95,12 +95,12 @@ impl StateBackend {
         Ok(())
     }
 
-    fn read_tree(&self) -> RwLockReadGuard<'_, Tree> {
+    pub(crate) fn read_tree(&self) -> RwLockReadGuard<'_, Tree> {
         // No code path panics while holding the lock; recover anyway.
         self.tree.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write_tree(&self) -> RwLockWriteGuard<'_, Tree> {
+    pub(crate) fn write_tree(&self) -> RwLockWriteGuard<'_, Tree> {
         self.tree.write().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -157,7 +157,12 @@ impl StateBackend {
         }
         let content =
             std::str::from_utf8(data).map_err(|_| Error::BinaryFile { path: path.clone() })?;
-        let (new, count) = text::apply_edit(path, content, request)?;
+        let (new, count) = text::apply_edit(
+            path,
+            content,
+            request,
+            self.config.limits.max_text_file_bytes,
+        )?;
         Ok((Arc::from(new.into_bytes()), count))
     }
 }

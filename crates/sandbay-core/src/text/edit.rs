@@ -26,20 +26,28 @@ fn to_crlf(s: &str) -> String {
 ///   (`no_match`, `ambiguous_match` with the count);
 /// * a file whose first line ends in `\r\n` keeps CRLF: if `old` is not
 ///   found as given, it is looked for with its line endings turned into
-///   `\r\n`, and `new`'s line endings become `\r\n` in either case.
+///   `\r\n`, and `new`'s line endings become `\r\n` in either case;
+/// * the result may not exceed `max_bytes` (`too_large`); this is checked
+///   before the new text is built, so a `replace_all` that would multiply
+///   the file never allocates it.
 ///
 /// ```
 /// use sandbay_core::{EditRequest, VPath, text::apply_edit};
 /// let p = VPath::parse("/f").unwrap();
 /// let req = EditRequest { old: "a\nb".into(), new: "x\ny".into(), replace_all: false };
-/// let (out, n) = apply_edit(&p, "a\r\nb\r\n", &req).unwrap();
+/// let (out, n) = apply_edit(&p, "a\r\nb\r\n", &req, 1 << 20).unwrap();
 /// assert_eq!((out.as_str(), n), ("x\r\ny\r\n", 1));
 /// ```
 ///
 /// # Errors
 ///
-/// `invalid_argument`, `no_match`, `ambiguous_match`.
-pub fn apply_edit(path: &VPath, content: &str, request: &EditRequest) -> Result<(String, usize)> {
+/// `invalid_argument`, `no_match`, `ambiguous_match`, `too_large`.
+pub fn apply_edit(
+    path: &VPath,
+    content: &str,
+    request: &EditRequest,
+    max_bytes: u64,
+) -> Result<(String, usize)> {
     if request.old.is_empty() {
         return Err(Error::invalid_argument(
             "old_string must not be empty; to create or overwrite a file, write it",
@@ -64,6 +72,17 @@ pub fn apply_edit(path: &VPath, content: &str, request: &EditRequest) -> Result<
             count: n,
         }),
         n => {
+            let replaced = if request.replace_all { n } else { 1 };
+            let size = (content.len() as u64)
+                .saturating_sub(replaced as u64 * old.len() as u64)
+                .saturating_add(replaced as u64 * new.len() as u64);
+            if size > max_bytes {
+                return Err(Error::TooLarge {
+                    what: format!("{path} after the edit"),
+                    size,
+                    limit: max_bytes,
+                });
+            }
             let out = if request.replace_all {
                 content.replace(old.as_ref(), &new)
             } else {
@@ -87,7 +106,21 @@ mod tests {
                 new: new.into(),
                 replace_all: all,
             },
+            1 << 20,
         )
+    }
+
+    #[test]
+    fn amplification_is_refused_before_allocating() {
+        let content = "x".repeat(1 << 20);
+        let req = EditRequest {
+            old: "x".into(),
+            new: "y".repeat(1024),
+            replace_all: true,
+        };
+        let err = apply_edit(&VPath::parse("/f").unwrap(), &content, &req, 16 << 20).unwrap_err();
+        assert_eq!(err.code().as_str(), "too_large");
+        assert!(err.to_string().contains("/f after the edit"), "{err}");
     }
 
     #[test]

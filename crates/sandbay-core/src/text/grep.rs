@@ -13,12 +13,26 @@ use crate::types::{GrepFile, GrepLine, GrepMode, GrepOutput, GrepRequest};
 const REGEX_SIZE_LIMIT: usize = 8 * 1024 * 1024;
 /// Longest pattern accepted, in bytes.
 const MAX_PATTERN_BYTES: usize = 64 * 1024;
+/// Most context lines accepted before or after a match.
+pub const MAX_CONTEXT_LINES: usize = 100;
+/// A reported line longer than this is cut (at a character boundary).
+pub const MAX_GREP_LINE_BYTES: usize = 16 * 1024;
+/// Budget for the text of all reported lines; past it the search stops
+/// and the output is marked `truncated`.
+pub const MAX_GREP_OUTPUT_BYTES: usize = 8 * 1024 * 1024;
 
 /// A compiled grep request: matcher, file filter and searcher settings.
 ///
 /// The regex engine is Rust's `regex` (through `grep-regex`): matching is
 /// linear in the input, so no pattern can cause catastrophic
 /// backtracking. Patterns match within one line.
+///
+/// Bounds: `max_matches` counts matching lines in content and count modes,
+/// and *files* in files-with-matches mode (which stops reading a file at
+/// its first match); context is at most [`MAX_CONTEXT_LINES`] lines;
+/// reported lines are cut at [`MAX_GREP_LINE_BYTES`]; the text of all
+/// reported lines is capped at [`MAX_GREP_OUTPUT_BYTES`]. Hitting any
+/// bound sets `truncated`.
 ///
 /// ```
 /// use sandbay_core::{GrepRequest, GrepMode, VPath, text::GrepPlan};
@@ -47,9 +61,15 @@ impl GrepPlan {
     ///
     /// # Errors
     ///
-    /// `invalid_argument` for an empty, over-long or invalid pattern, or an
-    /// invalid glob filter; the message says what is wrong.
+    /// `invalid_argument` for an empty, over-long or invalid pattern, an
+    /// invalid glob filter or too much context; the message says what is
+    /// wrong.
     pub fn new(request: &GrepRequest) -> Result<Self> {
+        if request.before > MAX_CONTEXT_LINES || request.after > MAX_CONTEXT_LINES {
+            return Err(Error::invalid_argument(format!(
+                "context is limited to {MAX_CONTEXT_LINES} lines before and after a match"
+            )));
+        }
         if request.pattern.is_empty() {
             return Err(Error::invalid_argument("the search pattern is empty"));
         }
@@ -93,6 +113,12 @@ impl GrepPlan {
         })
     }
 
+    /// Whether the pattern matches anywhere in `bytes` (one line at a time).
+    fn matcher_finds(&self, bytes: &[u8]) -> bool {
+        use grep_matcher::Matcher;
+        self.matcher.is_match(bytes).unwrap_or(false)
+    }
+
     /// Whether a candidate file passes the glob filter.
     pub fn wants(&self, path: &VPath) -> bool {
         self.filter
@@ -113,6 +139,7 @@ impl GrepPlan {
             plan: self,
             searcher,
             remaining: self.max_matches,
+            bytes_left: MAX_GREP_OUTPUT_BYTES,
             output: GrepOutput::default(),
         }
     }
@@ -124,6 +151,7 @@ pub struct GrepSearch<'p> {
     plan: &'p GrepPlan,
     searcher: Searcher,
     remaining: usize,
+    bytes_left: usize,
     output: GrepOutput,
 }
 
@@ -138,12 +166,22 @@ impl GrepSearch<'_> {
         if self.output.truncated || !super::is_text(bytes) {
             return;
         }
+        let files_mode = self.plan.mode == GrepMode::FilesWithMatches;
+        if files_mode && self.remaining == 0 {
+            // the file limit is reached: one more matching file truncates
+            if self.plan.matcher_finds(bytes) {
+                self.output.truncated = true;
+            }
+            return;
+        }
         let mut sink = Collector {
             lines: Vec::new(),
             matches: 0,
             remaining: &mut self.remaining,
+            bytes_left: &mut self.bytes_left,
             truncated: &mut self.output.truncated,
             keep_lines: self.plan.mode == GrepMode::Content,
+            first_only: files_mode,
         };
         // The sink never fails and the slice is in memory: no error possible.
         let _ = self
@@ -174,14 +212,39 @@ struct Collector<'a> {
     lines: Vec<GrepLine>,
     matches: usize,
     remaining: &'a mut usize,
+    bytes_left: &'a mut usize,
     truncated: &'a mut bool,
     keep_lines: bool,
+    first_only: bool,
 }
 
 fn line_text(bytes: &[u8]) -> String {
     let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    String::from_utf8_lossy(bytes).into_owned()
+    let mut end = bytes.len().min(MAX_GREP_LINE_BYTES);
+    // the input is valid UTF-8: back up to a character boundary
+    while end < bytes.len() && end > 0 && (bytes[end] & 0xC0) == 0x80 {
+        end -= 1;
+    }
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+impl Collector<'_> {
+    /// Keeps a line if the output budget allows; `false` stops the search.
+    fn keep(&mut self, line_number: u64, bytes: &[u8], is_match: bool) -> bool {
+        let text = line_text(bytes);
+        if text.len() > *self.bytes_left {
+            *self.truncated = true;
+            return false;
+        }
+        *self.bytes_left -= text.len();
+        self.lines.push(GrepLine {
+            line_number,
+            text,
+            is_match,
+        });
+        true
+    }
 }
 
 impl Sink for Collector<'_> {
@@ -192,25 +255,17 @@ impl Sink for Collector<'_> {
             *self.truncated = true;
             return Ok(false);
         }
+        if self.keep_lines && !self.keep(mat.line_number().unwrap_or(0), mat.bytes(), true) {
+            return Ok(false);
+        }
         *self.remaining -= 1;
         self.matches += 1;
-        if self.keep_lines {
-            self.lines.push(GrepLine {
-                line_number: mat.line_number().unwrap_or(0),
-                text: line_text(mat.bytes()),
-                is_match: true,
-            });
-        }
-        Ok(true)
+        Ok(!self.first_only)
     }
 
     fn context(&mut self, _: &Searcher, ctx: &SinkContext<'_>) -> Result<bool, Self::Error> {
         if self.keep_lines {
-            self.lines.push(GrepLine {
-                line_number: ctx.line_number().unwrap_or(0),
-                text: line_text(ctx.bytes()),
-                is_match: false,
-            });
+            return Ok(self.keep(ctx.line_number().unwrap_or(0), ctx.bytes(), false));
         }
         Ok(true)
     }
@@ -265,8 +320,65 @@ mod tests {
     }
 
     #[test]
+    fn files_mode_counts_files() {
+        let req = GrepRequest {
+            max_matches: 2,
+            ..GrepRequest::new("x")
+        };
+        let out = run(req.clone(), &[("/a", "x\nx\nx\n"), ("/b", "x\n")]);
+        assert_eq!(out.files.len(), 2);
+        assert!(out.files.iter().all(|f| f.matches == 1));
+        assert!(!out.truncated);
+        let out = run(
+            req,
+            &[
+                ("/a", "x\nx\n"),
+                ("/b", "x\n"),
+                ("/c", "y\n"),
+                ("/d", "x\n"),
+            ],
+        );
+        assert_eq!(out.files.len(), 2);
+        assert!(out.truncated, "a third matching file exists");
+    }
+
+    #[test]
+    fn bounds_are_enforced() {
+        let mut req = GrepRequest::new("x");
+        req.before = MAX_CONTEXT_LINES + 1;
+        assert_eq!(
+            GrepPlan::new(&req).unwrap_err().code().as_str(),
+            "invalid_argument"
+        );
+        let mut req = GrepRequest::new("x");
+        req.mode = GrepMode::Content;
+        let long = format!(
+            "{}é{}\n",
+            "x".repeat(MAX_GREP_LINE_BYTES - 1),
+            "y".repeat(100)
+        );
+        let out = run(req.clone(), &[("/f", &long)]);
+        let text = &out.files[0].lines[0].text;
+        assert!(text.len() <= MAX_GREP_LINE_BYTES && text.len() >= MAX_GREP_LINE_BYTES - 1);
+        // output budget: many long matching lines stop the search
+        req.max_matches = usize::MAX;
+        let line = format!("{}\n", "x".repeat(MAX_GREP_LINE_BYTES));
+        let big = line.repeat(MAX_GREP_OUTPUT_BYTES / MAX_GREP_LINE_BYTES + 10);
+        let out = run(req, &[("/big", &big)]);
+        assert!(out.truncated);
+        let kept: usize = out
+            .files
+            .iter()
+            .flat_map(|f| &f.lines)
+            .map(|l| l.text.len())
+            .sum();
+        assert!(kept <= MAX_GREP_OUTPUT_BYTES);
+    }
+
+    #[test]
     fn limit_truncates_across_files() {
         let mut req = GrepRequest::new("x");
+        req.mode = GrepMode::Content;
         req.max_matches = 3;
         let out = run(
             req.clone(),

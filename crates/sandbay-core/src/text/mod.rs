@@ -23,7 +23,9 @@ mod window;
 
 pub use edit::apply_edit;
 pub use glob::{GlobMatcher, finish_glob};
-pub use grep::{GrepPlan, GrepSearch};
+pub use grep::{
+    GrepPlan, GrepSearch, MAX_CONTEXT_LINES, MAX_GREP_LINE_BYTES, MAX_GREP_OUTPUT_BYTES,
+};
 pub use window::{Utf8Validator, window_lines, window_slice};
 
 /// Whether `bytes` is text in sandbay's sense: valid UTF-8, no NUL byte.

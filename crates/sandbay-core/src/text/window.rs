@@ -123,8 +123,11 @@ impl WindowBuilder {
             } else {
                 line
             };
-            if !overflowed && self.used + line.len() <= self.budget {
-                self.used += line.len();
+            // every line costs its bytes plus one for its separator, so a
+            // window of empty lines is bounded too
+            let cost = line.len() + 1;
+            if !overflowed && self.used + cost <= self.budget {
+                self.used += cost;
                 self.lines.push(line);
             } else if self.lines.is_empty() {
                 // one line larger than the whole budget: cut it
@@ -156,6 +159,8 @@ impl WindowBuilder {
 
 /// Reads a window of lines from a stream with memory bounded by
 /// `max_window_bytes` (plus the reader's buffer), whatever the file size.
+/// Each line costs its length plus one byte (its separator) against the
+/// budget, so even a window of empty lines stays bounded.
 ///
 /// Lines are counted to the end so `total_lines` is exact, and the whole
 /// stream is checked to be text. When the lines of the window exceed the
@@ -199,7 +204,7 @@ pub fn window_lines<R: BufRead>(
             started = true;
             if window.in_window() && !overflowed {
                 // keep at most one byte more than the budget allows
-                let keep = max_window_bytes.saturating_sub(window.used) + 1;
+                let keep = max_window_bytes.saturating_sub(window.used + 1) + 1;
                 if current.len() + piece.len() > keep {
                     let take = keep.saturating_sub(current.len()).min(piece.len());
                     current.extend_from_slice(&piece[..take]);
@@ -312,7 +317,7 @@ mod tests {
 
     #[test]
     fn budget_splits_and_cuts() {
-        let w = window_slice(&p(), b"aaaa\nbbbb\ncccc\n", ReadRequest::default(), 9).unwrap();
+        let w = window_slice(&p(), b"aaaa\nbbbb\ncccc\n", ReadRequest::default(), 10).unwrap();
         assert_eq!(w.lines, ["aaaa", "bbbb"]);
         assert_eq!(w.next_offset, Some(2));
         assert!(!w.cut_lines);
@@ -324,6 +329,19 @@ mod tests {
         assert!(w.cut_lines);
         assert_eq!(w.next_offset, Some(1));
         assert_eq!(w.total_lines, 2);
+    }
+
+    #[test]
+    fn empty_lines_are_charged() {
+        let many = vec![b'\n'; 10_000];
+        let req = ReadRequest {
+            offset: 0,
+            limit: usize::MAX,
+        };
+        let w = window_slice(&p(), &many, req, 100).unwrap();
+        assert_eq!(w.lines.len(), 100);
+        assert_eq!(w.next_offset, Some(100));
+        assert_eq!(w.total_lines, 10_000);
     }
 
     #[test]
