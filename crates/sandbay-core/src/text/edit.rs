@@ -4,8 +4,14 @@ use crate::error::{Error, Result};
 use crate::path::VPath;
 use crate::types::EditRequest;
 
-/// Whether the file's first line ending is `\r\n`.
-fn uses_crlf(content: &str) -> bool {
+/// Whether a text's first line ending is `\r\n`: the rule by which
+/// [`apply_edit`] keeps a file's CRLF line endings.
+///
+/// ```
+/// assert!(sandbay_core::text::uses_crlf("a\r\nb\n"));
+/// assert!(!sandbay_core::text::uses_crlf("a\nb\r\n"));
+/// ```
+pub fn uses_crlf(content: &str) -> bool {
     content
         .find('\n')
         .is_some_and(|i| i > 0 && content.as_bytes()[i - 1] == b'\r')

@@ -21,7 +21,7 @@ mod glob;
 mod grep;
 mod window;
 
-pub use edit::apply_edit;
+pub use edit::{apply_edit, uses_crlf};
 pub use glob::{GlobMatcher, finish_glob};
 pub use grep::{
     GrepPlan, GrepSearch, MAX_CONTEXT_LINES, MAX_GREP_LINE_BYTES, MAX_GREP_OUTPUT_BYTES,
