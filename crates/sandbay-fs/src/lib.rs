@@ -95,6 +95,8 @@
 mod backend;
 mod config;
 mod error;
+#[cfg(feature = "exec")]
+mod exec;
 mod handle;
 mod locks;
 mod provider;
@@ -105,4 +107,6 @@ mod write;
 
 pub use backend::FsBackend;
 pub use config::{FsConfig, HardLinkPolicy};
+#[cfg(feature = "exec")]
+pub use exec::FsSandbox;
 pub use provider::{FsProvider, open_root};

@@ -61,11 +61,15 @@
 
 mod backend;
 mod config;
+#[cfg(feature = "exec")]
+mod exec;
 mod snapshot;
 mod store;
 mod tree;
 
 pub use backend::StateBackend;
 pub use config::StateConfig;
+#[cfg(feature = "exec")]
+pub use exec::{DEFAULT_MAX_SYNC_BYTES, MAX_SYNC_ENTRIES, NOTE_PREFIX, StateSandbox};
 pub use snapshot::{SNAPSHOT_FORMAT, Snapshot, SnapshotEntry};
 pub use store::StateStore;

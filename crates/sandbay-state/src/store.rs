@@ -73,6 +73,35 @@ impl StateStore {
         backend
     }
 
+    /// The session's backend (as [`StateStore::session`]) as a sandbox
+    /// whose commands run in a new [`sandbay_exec::Jail`] made from
+    /// `jail` (see [`crate::StateSandbox`]).
+    ///
+    /// Every call makes a new jail, with a host uid of its own (root
+    /// hosts): keep the sandbox for as long as the session lives. Sandboxes
+    /// of one session share its files. The first call in a process probes
+    /// the host (see [`sandbay_exec::Jail::probe`]), which blocks briefly.
+    ///
+    /// # Errors
+    /// Those of [`sandbay_exec::Jail::new`]: `invalid_argument` for a bad
+    /// configuration, `unavailable` when the host cannot give the requested
+    /// isolation level.
+    #[cfg(feature = "exec")]
+    pub fn sandbox(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        jail: &sandbay_exec::JailConfig,
+    ) -> sandbay_core::Result<crate::StateSandbox> {
+        let backend = self.session(user_id, session_id);
+        let jail = sandbay_exec::Jail::new(jail.clone())?;
+        Ok(crate::StateSandbox::new(
+            format!("state:{user_id}/{session_id}"),
+            backend,
+            jail,
+        ))
+    }
+
     /// The backend of a session if it exists (never creates one).
     pub fn get(&self, user_id: &str, session_id: &str) -> Option<Arc<StateBackend>> {
         self.users().get(user_id)?.get(session_id).cloned()

@@ -81,7 +81,7 @@ pub(crate) fn root_refused(path: &VPath) -> Error {
 }
 
 /// A whole workspace: the root directory and the running byte total.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Tree {
     root: Node,
     total_bytes: u64,

@@ -1,0 +1,292 @@
+//! [`StateSandbox`]: a state workspace whose commands run in a local jail
+//! over a scratch copy of its files (see the crate docs, "Running
+//! commands").
+
+mod scratch;
+mod sync;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sandbay_core::{
+    Backend, Capabilities, DirEntry, EditOutcome, EditRequest, ExecOutput, ExecRequest, GlobOutput,
+    GlobRequest, GrepOutput, GrepRequest, ReadRequest, Result, Sandbox, TextWindow, VPath,
+    async_trait,
+};
+use sandbay_exec::Jail;
+
+use crate::backend::StateBackend;
+use crate::tree::Node;
+use scratch::{Bounds, Entry, Scratch};
+
+/// Most bytes a run's files may add up to when the workspace has no quota
+/// ([`crate::StateConfig::max_total_bytes`]): 1 GiB. Change it with
+/// [`StateSandbox::with_max_sync_bytes`].
+pub const DEFAULT_MAX_SYNC_BYTES: u64 = 1 << 30;
+
+/// Most files and directories a run may leave in its scratch directory.
+pub const MAX_SYNC_ENTRIES: usize = 100_000;
+
+/// How many notes about a run's files are listed before "and N more".
+const MAX_NOTES: usize = 10;
+
+/// Prefix of the lines a run's stderr gets about its files.
+pub const NOTE_PREFIX: &str = "sandbay: ";
+
+/// An in-memory workspace that can also run commands, each in the
+/// sandbox's own [`Jail`] over a scratch copy of the files.
+///
+/// File operations go straight to the [`StateBackend`]. `execute` writes
+/// the workspace into a private scratch directory, runs the command there
+/// in the jail, and stores back what the command created, changed and
+/// deleted; the scratch directory is removed before `execute` returns
+/// (also on error, timeout or when the future is dropped). The crate docs
+/// ("Running commands") give the rules.
+///
+/// Cheap to clone (everything inside is shared).
+///
+/// ```no_run
+/// # async fn demo() -> sandbay_core::Result<()> {
+/// use std::sync::Arc;
+/// use sandbay_core::{Backend, BackendExt, ExecRequest, Sandbox, VPath};
+/// use sandbay_exec::{Jail, JailConfig};
+/// use sandbay_state::{StateBackend, StateSandbox};
+///
+/// let jail = Jail::new(JailConfig::new(Jail::probe()))?;
+/// let ws = StateSandbox::new("alice", Arc::new(StateBackend::default()), jail);
+/// ws.write(&VPath::parse("/in.txt")?, "hello\n").await?;
+/// let out = ws.execute(ExecRequest::new("tr a-z A-Z < in.txt > out.txt")).await?;
+/// assert_eq!(out.exit_code, Some(0));
+/// assert_eq!(ws.read_to_string(&VPath::parse("/out.txt")?).await?, "HELLO\n");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct StateSandbox {
+    id: String,
+    backend: Arc<StateBackend>,
+    jail: Jail,
+    scratch_parent: PathBuf,
+    max_sync_bytes: u64,
+}
+
+impl fmt::Debug for StateSandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the host path of the scratch directories.
+        f.debug_struct("StateSandbox")
+            .field("id", &self.id)
+            .field("isolation", &self.jail.isolation())
+            .field("max_sync_bytes", &self.max_sync_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StateSandbox {
+    /// A sandbox named `id` over `backend`, whose commands run in `jail`.
+    /// Scratch directories go to the host's temporary directory
+    /// (`std::env::temp_dir()`).
+    pub fn new(id: impl Into<String>, backend: Arc<StateBackend>, jail: Jail) -> Self {
+        StateSandbox {
+            id: id.into(),
+            backend,
+            jail,
+            scratch_parent: std::env::temp_dir(),
+            max_sync_bytes: DEFAULT_MAX_SYNC_BYTES,
+        }
+    }
+
+    /// Puts the scratch directories in `dir` (a host directory that
+    /// exists; each run makes and removes one directory in it). At the
+    /// `limits` isolation level the jail's uid must be able to traverse
+    /// `dir` and its parents.
+    pub fn with_scratch_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.scratch_parent = dir.into();
+        self
+    }
+
+    /// Sets the most bytes a run's files may add up to when the workspace
+    /// has no quota (default [`DEFAULT_MAX_SYNC_BYTES`]); with a quota, the
+    /// quota is the limit.
+    pub fn with_max_sync_bytes(mut self, bytes: u64) -> Self {
+        self.max_sync_bytes = bytes;
+        self
+    }
+
+    /// The workspace.
+    pub fn backend(&self) -> &Arc<StateBackend> {
+        &self.backend
+    }
+
+    /// The jail commands run in (its [`Jail::enforcement`] tells what is
+    /// in force).
+    pub fn jail(&self) -> &Jail {
+        &self.jail
+    }
+
+    /// Every directory and file of the workspace now, by path.
+    fn files(&self) -> BTreeMap<VPath, Entry> {
+        let tree = self.backend.read_tree();
+        let mut files = BTreeMap::new();
+        tree.root().visit(&mut |node| match node {
+            Node::Dir(d) if !d.path.is_root() => {
+                files.insert(d.path.clone(), Entry::Dir);
+            }
+            Node::File(f) => {
+                files.insert(f.path.clone(), Entry::File(f.data.clone()));
+            }
+            Node::Dir(_) => {}
+        });
+        files
+    }
+
+    /// Reads the scratch directory back and stores the command's changes;
+    /// returns the notes for stderr.
+    async fn sync_back(
+        &self,
+        scratch: &Scratch,
+        before: Arc<BTreeMap<VPath, Entry>>,
+    ) -> Result<Vec<String>> {
+        let quota = self.backend.config().max_total_bytes;
+        let bounds = Bounds {
+            max_bytes: quota.unwrap_or(self.max_sync_bytes),
+            what: if quota.is_some() {
+                "quota"
+            } else {
+                "sync limit"
+            },
+            max_entries: MAX_SYNC_ENTRIES,
+        };
+        let read = match scratch.read_back(Arc::clone(&before), bounds).await? {
+            Ok(read) => read,
+            Err(refused) => {
+                tracing::warn!(sandbox = %self.id, "{}", refused.0);
+                return Ok(vec![refused.0]);
+            }
+        };
+        let mut notes = read.skipped;
+        let changes = sync::diff(&before, read.seen);
+        if changes.is_empty() {
+            return Ok(notes);
+        }
+        let mut tree = self.backend.write_tree();
+        let (next, kept) = sync::apply(&tree, changes);
+        if let Some(limit) = quota
+            && next.total_bytes() > limit
+            && next.total_bytes() > tree.total_bytes()
+        {
+            let note = format!(
+                "the workspace would hold {} bytes after the command, over its quota of {limit} bytes, so none of the command's file changes were saved",
+                next.total_bytes()
+            );
+            tracing::warn!(sandbox = %self.id, "{note}");
+            return Ok(vec![note]);
+        }
+        *tree = next;
+        drop(tree);
+        notes.extend(kept);
+        Ok(notes)
+    }
+}
+
+/// Appends the notes about a run's files to its stderr, one line each.
+fn append_notes(stderr: &mut Vec<u8>, notes: &[String]) {
+    if notes.is_empty() {
+        return;
+    }
+    if !stderr.is_empty() && !stderr.ends_with(b"\n") {
+        stderr.push(b'\n');
+    }
+    for note in notes.iter().take(MAX_NOTES) {
+        stderr.extend_from_slice(format!("{NOTE_PREFIX}{note}\n").as_bytes());
+    }
+    if notes.len() > MAX_NOTES {
+        let more = notes.len() - MAX_NOTES;
+        stderr.extend_from_slice(format!("{NOTE_PREFIX}and {more} more like these\n").as_bytes());
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl Backend for StateSandbox {
+    fn name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            execute: true,
+            isolation: self.jail.isolation(),
+            ..self.backend.capabilities()
+        }
+    }
+
+    async fn ls(&self, path: &VPath) -> Result<Vec<DirEntry>> {
+        self.backend.ls(path).await
+    }
+
+    async fn stat(&self, path: &VPath) -> Result<DirEntry> {
+        self.backend.stat(path).await
+    }
+
+    async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow> {
+        self.backend.read(path, request).await
+    }
+
+    async fn write(&self, path: &VPath, content: &str) -> Result<()> {
+        self.backend.write(path, content).await
+    }
+
+    async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
+        self.backend.edit(path, request).await
+    }
+
+    async fn delete(&self, path: &VPath) -> Result<()> {
+        self.backend.delete(path).await
+    }
+
+    async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {
+        self.backend.grep(request).await
+    }
+
+    async fn glob(&self, request: &GlobRequest) -> Result<GlobOutput> {
+        self.backend.glob(request).await
+    }
+
+    async fn upload(&self, files: Vec<(VPath, Vec<u8>)>) -> Vec<Result<()>> {
+        self.backend.upload(files).await
+    }
+
+    async fn download(&self, paths: &[VPath]) -> Vec<Result<Vec<u8>>> {
+        self.backend.download(paths).await
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl Sandbox for StateSandbox {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn execute(&self, request: ExecRequest) -> Result<ExecOutput> {
+        let before = Arc::new(self.files());
+        let scratch = Scratch::create(&self.scratch_parent, Arc::clone(&before)).await?;
+        let result = self.jail.run(scratch.path(), request).await;
+        let result = match result {
+            Ok(mut out) => {
+                let notes = self.sync_back(&scratch, before).await.unwrap_or_else(|e| {
+                    tracing::warn!(sandbox = %self.id, error = %e, "a command's files were not saved");
+                    vec![format!(
+                        "the command's file changes could not be saved: {e}"
+                    )]
+                });
+                append_notes(&mut out.stderr, &notes);
+                Ok(out)
+            }
+            Err(e) => Err(e),
+        };
+        scratch.remove().await;
+        result
+    }
+}
