@@ -154,10 +154,12 @@ fn cargo_test(tally: &mut Tally, extra: &[String]) {
 /// An external suite script (e.g. the MCP client test) that prints its own
 /// `N passed, N failed` line.
 fn script_suite(tally: &mut Tally, name: &str, script: &Path) {
+    banner(name);
     if !script.exists() {
+        println!("{name}: {} is missing", script.display());
+        tally.check(name, false);
         return;
     }
-    banner(name);
     let mut cmd = Command::new("bash");
     cmd.arg(script).current_dir(workspace_root());
     cmd.stdout(Stdio::piped());

@@ -28,8 +28,10 @@ enum Command {
     Demo,
     /// Serve the agent tools for one workspace as an MCP server over stdio.
     Mcp {
-        /// The workspace: `state` (in memory), `fs` (a new temporary
-        /// directory), `fs=DIR` (an existing directory) or `docker`.
+        /// The workspace: `state` (in memory, gone when the client
+        /// leaves), `fs` (the current directory, jailed), `fs=DIR` (that
+        /// directory, created if missing) or `docker` (a fresh container,
+        /// removed when the client leaves).
         #[arg(long, default_value = "state")]
         backend: String,
     },
