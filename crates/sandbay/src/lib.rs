@@ -12,22 +12,27 @@
 //! | `exec` | no | `exec` | the local process jail behind `execute` |
 //! | `docker` | no | `docker` | one container per user |
 //! | `middleware` | no | `middleware` | agent tools with JSON schemas |
+//! | `mcp` | no | `mcp` | the agent tools as an MCP server over stdio |
 //! | `full` | no | all of the above | |
 //!
 //! # Example
 //!
 //! ```
 //! # #[cfg(feature = "state")]
-//! # async fn demo() -> sandbay::Result<()> {
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use sandbay::{Backend, VPath, ReadRequest};
 //!
 //! let store = sandbay::state::StateStore::default();
 //! let alice = store.session("alice", "s1");
+//! let bob = store.session("bob", "s1");
 //! let path = VPath::parse("/notes.txt")?;
 //! alice.write(&path, "hello\n").await?;
 //! let window = alice.read(&path, ReadRequest::default()).await?;
 //! assert_eq!(window.lines, ["hello"]);
-//! # Ok(()) }
+//! // another user's workspace does not have it
+//! assert_eq!(bob.read(&path, ReadRequest::default()).await.unwrap_err().code().as_str(), "not_found");
+//! # Ok::<(), sandbay::Error>(())
+//! # }).unwrap();
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -53,3 +58,7 @@ pub use sandbay_docker as docker;
 #[cfg(feature = "middleware")]
 #[doc(inline)]
 pub use sandbay_middleware as middleware;
+
+#[cfg(feature = "mcp")]
+#[doc(inline)]
+pub use sandbay_mcp as mcp;
