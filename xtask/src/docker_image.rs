@@ -257,7 +257,10 @@ mod tests {
         for e in archive.entries().unwrap() {
             let e = e.unwrap();
             let path = e.path().unwrap().to_string_lossy().into_owned();
-            seen.insert(path, (e.header().uid().unwrap(), e.header().mode().unwrap()));
+            seen.insert(
+                path,
+                (e.header().uid().unwrap(), e.header().mode().unwrap()),
+            );
         }
         assert_eq!(seen["workspace/"].0, SANDBOX_UID);
         assert_eq!(seen["tmp/"].1, 0o1777);

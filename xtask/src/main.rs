@@ -8,6 +8,7 @@
 //! ```
 
 mod bench;
+mod docker_image;
 mod testrun;
 
 use std::process::ExitCode;

@@ -279,8 +279,13 @@ pub(crate) fn run(plan: Plan) -> ExitCode {
 
 /// `cargo xtask docker-image`.
 pub(crate) fn docker_image() -> ExitCode {
-    eprintln!("xtask: the docker-image command needs the sandbay-docker work");
-    ExitCode::FAILURE
+    match crate::docker_image::build_test_image() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask docker-image: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

@@ -81,11 +81,19 @@ async fn lifecycle(client: &DockerClient, mode: FileMode, report: &mut Report) {
     let stats = timed(n, |i| {
         let sb = &made[i];
         async move {
-            sb.execute(ExecRequest::new("true")).await.expect("first command");
+            sb.execute(ExecRequest::new("true"))
+                .await
+                .expect("first command");
         }
     })
     .await;
-    report.add(SECTION, mode_name(mode), "first command", stats, "right after create");
+    report.add(
+        SECTION,
+        mode_name(mode),
+        "first command",
+        stats,
+        "right after create",
+    );
     let stats = timed(n, |i| {
         let sb = &made[i];
         async move {
@@ -93,7 +101,13 @@ async fn lifecycle(client: &DockerClient, mode: FileMode, report: &mut Report) {
         }
     })
     .await;
-    report.add(SECTION, mode_name(mode), "shutdown", stats, "container (and volume or dir) removed");
+    report.add(
+        SECTION,
+        mode_name(mode),
+        "shutdown",
+        stats,
+        "container (and volume or dir) removed",
+    );
 }
 
 /// Command round trips through the runner and through fresh execs.
@@ -145,7 +159,10 @@ async fn files(client: &DockerClient, mode: FileMode, report: &mut Report) {
     let stats = timed(20, |i| {
         let sb = &sb;
         async move {
-            let bytes = sb.read_bytes(&p(format!("/big/{i}.bin"))).await.expect("read 1 MiB");
+            let bytes = sb
+                .read_bytes(&p(format!("/big/{i}.bin")))
+                .await
+                .expect("read 1 MiB");
             assert_eq!(bytes.len(), 1 << 20);
         }
     })
@@ -162,7 +179,13 @@ async fn files(client: &DockerClient, mode: FileMode, report: &mut Report) {
         }
     })
     .await;
-    report.add(SECTION, subject, "write small file", stats, "100 files, ~120 B, one per op");
+    report.add(
+        SECTION,
+        subject,
+        "write small file",
+        stats,
+        "100 files, ~120 B, one per op",
+    );
     let stats = timed(100, |i| {
         let sb = &sb;
         async move {
@@ -174,7 +197,13 @@ async fn files(client: &DockerClient, mode: FileMode, report: &mut Report) {
         }
     })
     .await;
-    report.add(SECTION, subject, "read small file", stats, "100 files, line window, one per op");
+    report.add(
+        SECTION,
+        subject,
+        "read small file",
+        stats,
+        "100 files, line window, one per op",
+    );
     let batch: Vec<(VPath, Vec<u8>)> = (0..100)
         .map(|i| (p(format!("/batch/{i}.txt")), small(i).into_bytes()))
         .collect();
@@ -187,7 +216,13 @@ async fn files(client: &DockerClient, mode: FileMode, report: &mut Report) {
         }
     })
     .await;
-    report.add(SECTION, subject, "upload 100 files", stats, "one batch call");
+    report.add(
+        SECTION,
+        subject,
+        "upload 100 files",
+        stats,
+        "one batch call",
+    );
     let stats = timed(10, |_| {
         let (sb, paths) = (&sb, &paths);
         async move {
@@ -196,7 +231,13 @@ async fn files(client: &DockerClient, mode: FileMode, report: &mut Report) {
         }
     })
     .await;
-    report.add(SECTION, subject, "download 100 files", stats, "one batch call");
+    report.add(
+        SECTION,
+        subject,
+        "download 100 files",
+        stats,
+        "one batch call",
+    );
     sb.shutdown().await.expect("shutdown");
 }
 
@@ -212,9 +253,12 @@ async fn concurrent_users(client: &DockerClient, report: &mut Report) {
             let mut create = Duration::ZERO;
             let mut each = Vec::with_capacity(commands);
             let started = Instant::now();
-            let sb = DockerSandbox::create(&client, config(FileMode::Auto).with_owner(format!("user-{u}")))
-                .await
-                .expect("create");
+            let sb = DockerSandbox::create(
+                &client,
+                config(FileMode::Auto).with_owner(format!("user-{u}")),
+            )
+            .await
+            .expect("create");
             create += started.elapsed();
             for c in 0..commands {
                 let t = Instant::now();
@@ -243,10 +287,34 @@ async fn concurrent_users(client: &DockerClient, report: &mut Report) {
     }
     let wall = wall.elapsed();
     let note = format!("8 users at once; wall {:.0} ms", wall.as_secs_f64() * 1e3);
-    report.add(SECTION, "8 users", "session", Stats::from_samples(sessions, wall), &note);
-    report.add(SECTION, "8 users", "create+start", Stats::from_samples(creates, wall), &note);
-    report.add(SECTION, "8 users", "command", Stats::from_samples(cmds, wall), &note);
-    report.add(SECTION, "8 users", "shutdown", Stats::from_samples(shutdowns, wall), &note);
+    report.add(
+        SECTION,
+        "8 users",
+        "session",
+        Stats::from_samples(sessions, wall),
+        &note,
+    );
+    report.add(
+        SECTION,
+        "8 users",
+        "create+start",
+        Stats::from_samples(creates, wall),
+        &note,
+    );
+    report.add(
+        SECTION,
+        "8 users",
+        "command",
+        Stats::from_samples(cmds, wall),
+        &note,
+    );
+    report.add(
+        SECTION,
+        "8 users",
+        "shutdown",
+        Stats::from_samples(shutdowns, wall),
+        &note,
+    );
 }
 
 /// Runs the Docker benchmarks, or says why they are skipped.
@@ -258,8 +326,13 @@ pub(crate) async fn run(report: &mut Report) {
             return;
         }
     };
-    if let Err(e) =
-        sandbay_docker::ensure_image(&client, sandbay_docker::DEFAULT_IMAGE, PullPolicy::Never, |_| {}).await
+    if let Err(e) = sandbay_docker::ensure_image(
+        &client,
+        sandbay_docker::DEFAULT_IMAGE,
+        PullPolicy::Never,
+        |_| {},
+    )
+    .await
     {
         eprintln!("bench docker: skipped: {e}; run `cargo xtask docker-image`");
         return;

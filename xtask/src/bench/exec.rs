@@ -22,7 +22,10 @@ enum Subject {
 
 pub(crate) async fn run(report: &mut Report) {
     let support = Jail::host_support();
-    let ws = match tempfile::Builder::new().prefix("sandbay-bench-exec-").tempdir() {
+    let ws = match tempfile::Builder::new()
+        .prefix("sandbay-bench-exec-")
+        .tempdir()
+    {
         Ok(d) => d,
         Err(e) => {
             eprintln!("bench exec: no temp dir: {e}");
@@ -43,7 +46,11 @@ pub(crate) async fn run(report: &mut Report) {
             config.cgroups = cgroups;
             match Jail::new(config) {
                 Ok(jail) => {
-                    let name = format!("{}{}", level.as_str(), if cgroups { "+cgroups" } else { "" });
+                    let name = format!(
+                        "{}{}",
+                        level.as_str(),
+                        if cgroups { "+cgroups" } else { "" }
+                    );
                     subjects.push((name, Subject::Jail(jail)));
                 }
                 Err(e) => eprintln!("bench exec: {} unavailable: {e}", level.as_str()),
@@ -111,7 +118,10 @@ async fn once(subject: &Subject, ws: &std::path::Path) {
         }
         Subject::Jail(jail) => {
             let out = jail
-                .run(ws, ExecRequest::new("true").timeout(Duration::from_secs(30)))
+                .run(
+                    ws,
+                    ExecRequest::new("true").timeout(Duration::from_secs(30)),
+                )
                 .await;
             assert!(
                 matches!(&out, Ok(o) if o.exit_code == Some(0)),

@@ -4,6 +4,7 @@
 //! and records rows; the report is written to `target/bench/report.json`
 //! and `target/bench/report.md`.
 
+mod docker;
 mod exec;
 mod files;
 
@@ -135,6 +136,9 @@ pub(crate) fn main(args: &[&str]) -> std::process::ExitCode {
         }
         if wants("exec") {
             exec::run(&mut report).await;
+        }
+        if wants("docker") {
+            docker::run(&mut report).await;
         }
     });
     let dir = crate::testrun::workspace_root().join("target/bench");
