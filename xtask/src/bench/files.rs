@@ -19,7 +19,7 @@ const FILES: usize = 1000;
 const NEEDLE: &str = "NEEDLE_7f3a";
 
 fn file_path(i: usize) -> VPath {
-    let ext = if i % 2 == 0 { "py" } else { "txt" };
+    let ext = if i.is_multiple_of(2) { "py" } else { "txt" };
     VPath::parse(&format!(
         "/pkg{}/mod{}/file{i}.{ext}",
         i % 10,
@@ -35,7 +35,7 @@ fn file_content(i: usize) -> String {
             10 => s.push_str(&format!(
                 "    marker = \"UNIQUE_{i}\"  # edited by the benchmark\n"
             )),
-            50 if i % 10 == 0 => {
+            50 if i.is_multiple_of(10) => {
                 s.push_str(&format!("    found = \"{NEEDLE}\"  # searched by grep\n"))
             }
             _ => s.push_str(&format!(
