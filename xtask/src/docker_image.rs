@@ -125,10 +125,10 @@ fn rootfs_tar(busybox: &[u8], applets: &BTreeSet<String>) -> std::io::Result<Vec
         .map(|s| s.to_string())
         .collect();
     for a in applets {
-        if let Some(parent) = Path::new(a).parent().and_then(Path::to_str) {
-            if !parent.is_empty() {
-                dirs.insert(parent.to_string());
-            }
+        if let Some(parent) = Path::new(a).parent().and_then(Path::to_str)
+            && !parent.is_empty()
+        {
+            dirs.insert(parent.to_string());
         }
     }
     for d in ["dev", "etc", "proc", "sys", "root"] {
