@@ -14,10 +14,14 @@
 //!
 //! * `sandbay-core`: the contract and the shared text rules (windowing,
 //!   edit, glob, grep), so results match every other backend byte for byte.
+//! * `sandbay-fs`: host-side file operations on bind-mounted workspaces,
+//!   through a `cap_std` capability that nothing in the container can
+//!   lead out.
 //! * `bollard`: the Docker Engine API client (unix socket and TCP).
-//! * `tokio`, `futures-util`: the async runtime, streams of attached output.
+//! * `tokio`, `futures-util`: the async runtime and the attached streams.
 //! * `async-trait`: the object-safe async traits of the contract.
-//! * `tar`: (reserved for archive transfers).
+//! * `nix`: `setfsuid`/`setfsgid` for the threads that act as the sandbox
+//!   user on the host, `fchmod`, `geteuid`.
 //! * `base64`: binary-safe stdin and file bodies through the shell runner.
 //! * `memchr`: fast marker search in streamed command output.
 //! * `uuid`: random sandbox ids and per-command tokens.

@@ -197,3 +197,51 @@ async fn environment_is_scrubbed_and_the_same_on_both_paths() {
     }
     assert!(seen[0].trim_end().ends_with("sh 0"), "{}", seen[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
+async fn workspace_size_cap_in_container_mode() {
+    use sandbay_core::{Backend, BackendExt};
+    let client = require_docker!();
+    let guard = common::Guard::new(&client, "ws-cap");
+    let sb = DockerSandbox::create(
+        &client,
+        guard
+            .config()
+            .with_file_mode(sandbay_docker::FileMode::Container)
+            .with_workspace_bytes(Some(1 << 20)),
+    )
+    .await
+    .unwrap();
+    let p = |s: &str| VPath::parse(s).unwrap();
+    let items = vec![
+        (p("/small.txt"), b"fits".to_vec()),
+        (p("/big.bin"), vec![7u8; 2 << 20]),
+        (p("/after.txt"), b"still fits".to_vec()),
+    ];
+    let results = sb.upload(items).await;
+    assert!(results[0].is_ok(), "{results:?}");
+    let err = results[1].as_ref().unwrap_err();
+    assert_eq!(err.code().as_str(), "too_large", "{err}");
+    assert!(
+        results[2].is_ok(),
+        "the batch goes on after a full disk: {results:?}"
+    );
+    assert!(
+        !sb.exists(&p("/big.bin")).await.unwrap(),
+        "nothing partial is left"
+    );
+    assert_eq!(
+        sb.read_to_string(&p("/after.txt")).await.unwrap(),
+        "still fits"
+    );
+    let out = sb
+        .execute(ExecRequest::new(
+            "head -c 3000000 /dev/zero > fill 2>/dev/null; echo rc=$?; df -k . | tail -1",
+        ))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("rc=1"), "{text}");
+    sb.shutdown().await.unwrap();
+}

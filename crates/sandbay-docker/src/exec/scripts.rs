@@ -43,17 +43,25 @@ kill -KILL 0"#;
 ///   wrapper in the background, in its own session. When the process
 ///   limit is reached the fork fails (the shell goes on) and the end
 ///   marker says `nofork`.
-/// * `__sb_abort TOKEN` kills the current command's group, waits for it,
-///   and prints a `killed` marker on both streams.
+/// * `__sb_abort TOKEN` kills the current command's group, waits until
+///   every member is gone (`__sb_gone`, at most 3 s), and prints a
+///   `killed` marker on both streams.
 /// * On end of input (the owner went away) the current command is killed.
 pub(crate) fn runner_prelude() -> String {
     format!(
         r#"__sb_last=
 __sb_wrap={wrapper}
 __sb_end() {{ [ -n "$__sb_last" ] && kill -KILL -"$__sb_last" 2>/dev/null; }}
+__sb_gone() {{
+  __sb_n=0
+  while [ -n "$__sb_last" ] && kill -0 -"$__sb_last" 2>/dev/null && [ "$__sb_n" -lt 300 ]; do
+    sleep 0.01; __sb_n=$((__sb_n + 1))
+  done
+}}
 trap __sb_end EXIT
 __sb_run() {{
   [ -n "$__sb_last" ] && wait "$__sb_last" 2>/dev/null
+  __sb_gone
   printf '\036%s:go\036' "$1"; printf '\036%s:go\036' "$1" >&2
   __sb_prev=$!
   setsid sh -c "$__sb_wrap" sh "$@" </dev/null &
@@ -67,6 +75,7 @@ __sb_run() {{
 __sb_abort() {{
   __sb_end
   [ -n "$__sb_last" ] && wait "$__sb_last" 2>/dev/null
+  __sb_gone
   __sb_last=
   printf '\036%s:killed\036' "$1"; printf '\036%s:killed\036' "$1" >&2
 }}

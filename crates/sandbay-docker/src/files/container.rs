@@ -474,11 +474,16 @@ impl ContainerFiles {
             ) else {
                 continue;
             };
-            if let (Some(slot), Some((path, _))) = (results.get_mut(i), files.get(i)) {
-                *slot = Some(if st == 0 {
-                    Ok(())
-                } else {
-                    Err(script_error(path, st, &[], 0))
+            let free: u64 = parts.next().and_then(|f| f.parse().ok()).unwrap_or(0);
+            if let (Some(slot), Some((path, bytes))) = (results.get_mut(i), files.get(i)) {
+                *slot = Some(match st {
+                    0 => Ok(()),
+                    code::TOO_LARGE => Err(Error::TooLarge {
+                        what: format!("{path} (the workspace is full)"),
+                        size: bytes.len() as u64,
+                        limit: free,
+                    }),
+                    st => Err(script_error(path, st, &[], 0)),
                 });
             }
         }

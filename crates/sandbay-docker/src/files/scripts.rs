@@ -33,9 +33,13 @@ pub(crate) mod code {
     pub(crate) const LOOP: i32 = 19;
 }
 
-/// Shared helpers: `__res REL FOLLOW` sets `R` to the container path of
-/// `REL`, following symlinks (the last component only when `FOLLOW` is 1);
-/// `__take N` copies exactly N bytes from stdin to stdout.
+/// Shared helpers (no `exit`: they return the error code, so batch
+/// scripts can go on with the next item without a subshell):
+/// `__res REL FOLLOW` sets `R` to the container path of `REL`, following
+/// symlinks (the last component only when `FOLLOW` is 1); `__file` checks
+/// that `R` is a readable regular file; `__take N` copies exactly N bytes
+/// from stdin to stdout; `__full DIR N` prints the free bytes when fewer
+/// than N are left.
 pub(crate) const LIB: &str = r#"W=/workspace
 __res() {
   __d= __todo=$1 __h=0
@@ -44,22 +48,23 @@ __res() {
     if [ "$__c" = "$__todo" ]; then __todo=; else __todo=${__todo#*/}; fi
     case $__c in
       ''|.) continue ;;
-      ..) [ -z "$__d" ] && exit 13
+      ..) [ -z "$__d" ] && return 13
           case $__d in */*) __d=${__d%/*} ;; *) __d= ;; esac
           continue ;;
     esac
     __p=$W${__d:+/$__d}/$__c
     if [ -L "$__p" ] && { [ -n "$__todo" ] || [ "$2" = 1 ]; }; then
-      __h=$((__h+1)); [ "$__h" -gt 40 ] && exit 19
-      __t=$(readlink -- "$__p") || exit 15
-      case $__t in /*|'') exit 13 ;; esac
+      __h=$((__h+1)); [ "$__h" -gt 40 ] && return 19
+      __t=$(readlink -- "$__p") || return 15
+      case $__t in /*|'') return 13 ;; esac
       __todo=$__t${__todo:+/$__todo}
       continue
     fi
-    if [ -n "$__todo" ] && [ -e "$__p" ] && [ ! -d "$__p" ]; then exit 12; fi
+    if [ -n "$__todo" ] && [ -e "$__p" ] && [ ! -d "$__p" ]; then return 12; fi
     __d=${__d:+$__d/}$__c
   done
   R=$W${__d:+/$__d}
+  return 0
 }
 __take() {
   __n=$1
@@ -69,35 +74,39 @@ __take() {
   return 0
 }
 __file() {
-  [ -e "$R" ] || exit 10
-  [ -d "$R" ] && exit 11
-  [ -f "$R" ] || exit 16
-  [ -r "$R" ] || exit 14
+  [ -e "$R" ] || return 10
+  [ -d "$R" ] && return 11
+  [ -f "$R" ] || return 16
+  [ -r "$R" ] || return 14
   return 0
+}
+__full() {
+  __a=$(df -k "$1" 2>/dev/null | awk 'NR==2 {print $4}')
+  [ -n "$__a" ] && [ $((__a * 1024)) -lt "$2" ] && echo $((__a * 1024))
 }
 "#;
 
 /// `$1` = path. Prints `<mode hex> <size>` of the path, links followed.
-pub(crate) const STAT: &str = r#"__res "$1" 1
+pub(crate) const STAT: &str = r#"__res "$1" 1 || exit $?
 [ -e "$R" ] || exit 10
 stat -c '%f %s' -- "$R" || exit 15"#;
 
 /// `$1` = directory. Prints `<mode hex> <size> <path>//` for each entry
 /// (`//` cannot occur inside a path, so it ends records safely).
-pub(crate) const LS: &str = r#"__res "$1" 1
+pub(crate) const LS: &str = r#"__res "$1" 1 || exit $?
 if [ ! -d "$R" ]; then [ -e "$R" ] && exit 12; exit 10; fi
 [ -r "$R" ] && [ -x "$R" ] || exit 14
 find "$R" -mindepth 1 -maxdepth 1 -exec stat -c '%f %s %n//' {} + 2>/dev/null
 exit 0"#;
 
 /// `$1` = file. Writes the file's bytes to stdout.
-pub(crate) const CAT: &str = r#"__res "$1" 1
-__file
+pub(crate) const CAT: &str = r#"__res "$1" 1 || exit $?
+__file || exit $?
 exec cat -- "$R""#;
 
 /// `$1` = file, `$2` = size limit. Like [`CAT`], but refuses a file over the limit.
-pub(crate) const CAT_LIMITED: &str = r#"__res "$1" 1
-__file
+pub(crate) const CAT_LIMITED: &str = r#"__res "$1" 1 || exit $?
+__file || exit $?
 s=$(stat -c %s -- "$R") || exit 15
 if [ "$s" -gt "$2" ]; then echo "$s" >&2; exit 18; fi
 exec cat -- "$R""#;
@@ -108,7 +117,8 @@ exec cat -- "$R""#;
 pub(crate) const CAT_MANY: &str = r#"i=0
 while IFS= read -r rel; do
   st=0
-  R=$( __res "$rel" 1; __file; printf %s "$R" ) || st=$?
+  __res "$rel" 1 || st=$?
+  [ "$st" = 0 ] && { __file || st=$?; }
   printf 'F %s %s\n' "$i" "$st"
   if [ "$st" = 0 ]; then base64 -- "$R" 2>/dev/null; printf '\n.\n'; fi
   i=$((i+1))
@@ -117,38 +127,47 @@ exit 0"#;
 
 /// stdin: for each item a path line, a length line, then that many bytes.
 /// Writes each file atomically (temp file + rename), creating parents.
-/// Prints `<index> <status>` per item.
+/// Prints `<index> <status> <free bytes>` per item (the free bytes only
+/// when the workspace is full: status 18). Every item's bytes are read
+/// whatever happens to it, so the next item starts at the right place.
 pub(crate) const PUT_MANY: &str = r#"i=0
 while IFS= read -r rel && IFS= read -r n; do
-  st=0
-  if [ -z "$rel" ]; then st=17; else
-    R=$( __res "$rel" 1
-         [ -d "$R" ] && exit 11
-         P=${R%/*}
-         if [ ! -d "$P" ]; then
-           mkdir -p -- "$P" 2>/dev/null || { [ -e "$P" ] && exit 12; exit 14; }
-         fi
-         [ -w "$P" ] || exit 14
-         printf %s "$R" ) || st=$?
+  st=0 free=
+  if [ -z "$rel" ]; then st=17
+  elif __res "$rel" 1; then
+    P=${R%/*}
+    if [ -d "$R" ]; then st=11
+    elif [ ! -d "$P" ]; then
+      if [ -e "$P" ]; then st=12; elif ! mkdir -p -- "$P" 2>/dev/null; then st=14; fi
+    fi
+    [ "$st" = 0 ] && [ ! -w "$P" ] && st=14
+  else st=$?
   fi
   if [ "$st" = 0 ]; then
-    T=${R%/*}/.sandbay-put.$$.$i
-    if __take "$n" | { cat > "$T" 2>/dev/null || { cat > /dev/null; false; }; }; then
-      mv -f -- "$T" "$R" 2>/dev/null || { rm -f -- "$T"; st=15; }
+    T=$P/.sandbay-put.$$.$i
+    if [ "$n" = 0 ]; then
+      printf '' 2>/dev/null > "$T" || st=15
+    elif [ "$n" -lt 65536 ]; then
+      dd bs="$n" count=1 iflag=fullblock of="$T" 2>/dev/null || st=15
     else
-      rm -f -- "$T"; st=15
+      __take "$n" | { cat > "$T" 2>/dev/null || { cat > /dev/null; false; }; } || st=15
+    fi
+    [ "$st" = 0 ] && { mv -f -- "$T" "$R" 2>/dev/null || st=15; }
+    if [ "$st" != 0 ]; then
+      rm -f -- "$T"
+      free=$(__full "$P" "$n") && st=18
     fi
   else
     __take "$n" > /dev/null
   fi
-  printf '%s %s\n' "$i" "$st"
+  printf '%s %s %s\n' "$i" "$st" "$free"
   i=$((i+1))
 done
 exit 0"#;
 
 /// `$1` = path. Removes it (a symlink itself, a directory recursively).
 pub(crate) const DELETE: &str = r#"[ -z "$1" ] && exit 17
-case $1 in */*) __res "${1%/*}" 1; P=$R ;; *) P=$W ;; esac
+case $1 in */*) __res "${1%/*}" 1 || exit $?; P=$R ;; *) P=$W ;; esac
 if [ ! -d "$P" ]; then [ -e "$P" ] && exit 12; exit 10; fi
 T=$P/${1##*/}
 [ -e "$T" ] || [ -L "$T" ] || exit 10
@@ -161,7 +180,7 @@ exit 0"#;
 /// then the container path of every regular file below it (symlinks are
 /// not followed), only files up to the limit when one is given. Without
 /// `d`, a file path gives the file itself.
-pub(crate) const FIND_FILES: &str = r#"__res "$1" 1
+pub(crate) const FIND_FILES: &str = r#"__res "$1" 1 || exit $?
 L=$2
 printf '%s\0' "$R"
 if [ -d "$R" ]; then D=1
