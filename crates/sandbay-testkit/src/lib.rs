@@ -10,6 +10,10 @@
 //! * [`model`]: a proptest model test: random operation sequences run on
 //!   two backends must give equal results, errors included.
 //! * [`attack`]: escapes, special files and races against disk backends.
+//! * [`isolation`]: users A and B on one host, each with a sandbox: what A
+//!   runs (`ps`, `rm -rf /tmp/*`, a fork bomb, a memory hog, network and
+//!   file probes) must not reach B or the host;
+//!   [`isolation_tests!`] makes the tests.
 //!
 //! # Example
 //!
@@ -36,8 +40,10 @@
 //! # Dependencies
 //!
 //! * `sandbay-core`: the contract under test;
-//! * `tokio`: the runtime the generated tests run on, and tasks for the
-//!   concurrency cases;
+//! * `tokio`: the runtime the generated tests run on, tasks for the
+//!   concurrency cases, a loopback listener for the network case;
+//! * `tempfile`: labelled host files and directories the cases plant
+//!   (secrets, markers) and remove again;
 //! * `proptest`: operation-sequence strategies and shrinking for the model test.
 #![deny(missing_docs)]
 // The attack module may allow `unsafe` locally for a syscall, with
@@ -47,6 +53,7 @@
 pub mod attack;
 pub mod conformance;
 mod fixture;
+pub mod isolation;
 pub mod model;
 
 pub use fixture::Fixture;

@@ -183,6 +183,19 @@ macro_rules! __sandbay_execute_cases {
             execute_nonzero_exit_is_output,
             execute_timeout_kills_and_keeps_output,
             execute_stdin_env_and_workdir,
+            execute_exit_codes_are_reported,
+            execute_stdout_and_stderr_are_separate,
+            execute_stdin_is_fed_whole,
+            execute_workdir_nested_and_missing,
+            execute_env_is_set_and_scrubbed,
+            execute_binary_files_round_trip,
+            execute_deletions_are_visible,
+            execute_directories_and_overwrites_are_visible,
+            execute_concurrent_runs,
+            execute_partial_output_before_timeout,
+            execute_timeout_kills_background_children,
+            execute_dropped_future_leaves_no_process,
+            execute_output_flood_is_capped,
         }
     };
 }
@@ -193,6 +206,27 @@ macro_rules! __sandbay_execute_cases {
 macro_rules! __sandbay_emit_cases {
     ($attrs:tt $factory:expr ; $($name:ident,)*) => {
         $( $crate::__sandbay_emit_case!($attrs $factory, $name); )*
+    };
+}
+
+/// Emits one `#[test]` per case name, each first checking a requirement
+/// (see [`crate::isolation::require`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sandbay_emit_required_cases {
+    ([$requires:expr] $factory:expr ; $($name:ident,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::block_on(async {
+                    if !$crate::isolation::require($requires) {
+                        return;
+                    }
+                    let fixture: $crate::Fixture = ($factory).await;
+                    $crate::conformance::$name(&fixture).await;
+                });
+            }
+        )*
     };
 }
 
@@ -236,10 +270,44 @@ macro_rules! __sandbay_case_names {
 ///     sandbay_testkit::Fixture::new(sandbay_state::StateBackend::default())
 /// });
 /// ```
+///
+/// A sandbox that needs a host feature adds `requires = <expr>`, a
+/// `Result<(), impl Display>` checked at the start of every test: when it
+/// fails the test prints `skipped: <reason>` and passes, except in CI
+/// (`CI=true`), where it fails (see [`crate::isolation::require`]):
+///
+/// ```ignore
+/// sandbay_testkit::conformance_tests!(
+///     make_sandbox_fixture(),
+///     execute = true,
+///     requires = sandbay_exec::Jail::host_support().check(sandbay_core::Isolation::Namespaces),
+/// );
+/// ```
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:expr $(,)?) => {
         $crate::conformance_tests!($factory, execute = false);
+    };
+    ($factory:expr, execute = true, requires = $requires:expr $(,)?) => {
+        $crate::__sandbay_core_cases!(__sandbay_emit_required_cases! { [$requires] $factory });
+        $crate::__sandbay_execute_cases!(__sandbay_emit_required_cases! { [$requires] $factory });
+        #[test]
+        fn conformance_selection_matches_capabilities() {
+            $crate::block_on(async {
+                if !$crate::isolation::require($requires) {
+                    return;
+                }
+                let fixture: $crate::Fixture = ($factory).await;
+                assert!(
+                    fixture.backend.capabilities().execute,
+                    "the suite was generated with execute = true, the backend declares execute = false"
+                );
+                assert!(
+                    fixture.sandbox.is_some(),
+                    "a backend with execute needs Fixture::with_sandbox"
+                );
+            });
+        }
     };
     ($factory:expr, execute = true $(,)?) => {
         $crate::__sandbay_core_cases!(__sandbay_emit_cases! { [] $factory });
