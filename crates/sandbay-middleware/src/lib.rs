@@ -58,6 +58,8 @@
 //! * `futures-util`: runs a batch of calls concurrently;
 //! * `sha2`: content-derived names for saved oversized results;
 //! * `tracing`: one debug event per call;
+//! * `tokio` (`rt`): builds the edit hints of large files on the blocking
+//!   pool, off the async threads;
 //! * `rig-core` (feature `rig`): the tools as rig tools.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -107,18 +107,28 @@ async fn edit_file(tb: &Toolbox, a: EditFileArgs) -> Outcome {
         Ok(outcome) => Ok(format::edited(&path, outcome.replacements)),
         Err(error @ Error::NoMatch { .. }) => {
             let hint = match tb.backend.read_to_string(&path).await {
-                Ok(content) => hints::no_match_hint(&content, &request.old),
-                Err(_) => "read the file with read_file and copy old_string exactly.".into(),
+                Ok(content) => {
+                    let old = request.old;
+                    hints::off_runtime(content.len(), move || hints::no_match_hint(&content, &old))
+                        .await
+                }
+                Err(_) => None,
             };
+            let hint = hint.unwrap_or_else(|| {
+                "read the file with read_file and copy old_string exactly.".into()
+            });
             Err(with_hint(error, hint))
         }
         Err(error @ Error::AmbiguousMatch { .. }) => {
-            let hint = tb
-                .backend
-                .read_to_string(&path)
-                .await
-                .ok()
-                .and_then(|content| hints::ambiguous_hint(&content, &request.old));
+            let hint = match tb.backend.read_to_string(&path).await {
+                Ok(content) => {
+                    let old = request.old;
+                    hints::off_runtime(content.len(), move || hints::ambiguous_hint(&content, &old))
+                        .await
+                        .flatten()
+                }
+                Err(_) => None,
+            };
             Err(Failed { error, hint })
         }
         Err(error) => Err(path_hint(error, tb)),

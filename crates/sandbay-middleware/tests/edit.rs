@@ -136,3 +136,39 @@ async fn refusals() {
         "Error: invalid argument: edit_file: missing field `new_string`"
     );
 }
+
+/// Generous bound on a hint over a big file: it guards against a hang
+/// (the quadratic hints took hours here), it measures nothing.
+const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hints_on_big_files_stay_bounded() {
+    let w = Pair::new().await;
+    // 8 MiB, one occurrence per line: listing them by re-scanning the
+    // file from its start for each was quadratic
+    let big = "x\n".repeat(4 << 20);
+    w.put("/big.txt", big.as_bytes()).await;
+    let out = tokio::time::timeout(HANG_GUARD, w.err("edit_file", edit("/big.txt", "x", "y")))
+        .await
+        .expect("the ambiguous-edit hint did not finish");
+    assert_eq!(
+        out,
+        format!(
+            "Error: /big.txt: the text to replace occurs {} times; add surrounding context to make it unique, or set replace_all\n\
+Hint: the occurrences are on lines 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and {} more.",
+            4 << 20,
+            (4 << 20) - 10
+        )
+    );
+    // no exact match, but old_string's lines fit the file's until its
+    // last one at every start: the whitespace-insensitive search gives up
+    let old = format!("{}b", "x\n".repeat(20_000));
+    let out = tokio::time::timeout(HANG_GUARD, w.err("edit_file", edit("/big.txt", &old, "y")))
+        .await
+        .expect("the not-found hint did not finish");
+    assert_eq!(
+        out,
+        "Error: /big.txt: the text to replace was not found\n\
+Hint: read the file again with read_file and copy old_string exactly, including whitespace and line breaks."
+    );
+}
