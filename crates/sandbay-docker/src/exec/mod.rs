@@ -18,9 +18,14 @@ use crate::config::WORKSPACE;
 
 /// The `PATH` commands get.
 const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// Largest stdin sent through the runner (inline, base64); larger stdin
+/// Largest stdin sent through the runner (inline, base64, as one argument
+/// of the wrapper: the kernel caps one argument at 128 KiB); larger stdin
 /// is streamed to a fresh exec.
-const RUNNER_STDIN_MAX: usize = 256 * 1024;
+const RUNNER_STDIN_MAX: usize = 48 * 1024;
+/// Longest command accepted (it is one argument of the wrapper).
+pub(crate) const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// Largest environment accepted, names and values together.
+const MAX_ENV_BYTES: usize = 32 * 1024;
 
 /// Where a command's stdout goes.
 #[derive(Debug)]
@@ -155,6 +160,17 @@ pub(crate) fn prepare(request: ExecRequest, output_limit: usize) -> Result<Comma
     }
     if request.timeout.is_zero() {
         return Err(Error::invalid_argument("the timeout must be above zero"));
+    }
+    if request.command.len() > MAX_COMMAND_BYTES {
+        return Err(Error::invalid_argument(format!(
+            "the command is longer than {MAX_COMMAND_BYTES} bytes; put long scripts in a file and run that"
+        )));
+    }
+    let env_bytes: usize = request.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    if env_bytes > MAX_ENV_BYTES {
+        return Err(Error::invalid_argument(format!(
+            "the environment is larger than {MAX_ENV_BYTES} bytes"
+        )));
     }
     let mut env = base_env();
     for (name, value) in &request.env {
