@@ -1,12 +1,60 @@
 //! The backends the demo runs on: state and fs always, more when present.
+//!
+//! State and fs workspaces are sandboxes whose commands run in a local
+//! jail at the strongest level this host gives ([`Jail::probe`]), each
+//! workspace with a jail (and a host uid) of its own, capped as a
+//! multi-user service would cap them ([`demo_jail`]). Where the host gives
+//! no level at all, they serve files only and the execution rows say
+//! "not available".
 
 use std::sync::Arc;
 
+use sandbay_core::{Isolation, Sandbox};
+use sandbay_exec::{Jail, JailConfig};
+
 use super::{Target, Workspace};
+
+/// The jail every demo workspace gets: the strongest level here, at most
+/// 256 processes and 512 MiB of memory per command (`None` when the host
+/// can give no level).
+fn demo_jail() -> Option<JailConfig> {
+    let level = Jail::probe();
+    if level == Isolation::None {
+        return None;
+    }
+    let mut config = JailConfig::new(level);
+    config.limits.processes = 256;
+    config.limits.memory_bytes = 512 << 20;
+    Some(config)
+}
+
+/// What the footer says about commands on the local backends.
+fn jail_note(jail: Option<&JailConfig>) -> String {
+    match jail {
+        Some(c) => format!(
+            "commands in a local jail at `{}`, a host uid per workspace, {} processes and {} MiB per command",
+            c.isolation.as_str(),
+            c.limits.processes,
+            c.limits.memory_bytes >> 20
+        ),
+        None => {
+            let support = Jail::host_support();
+            format!(
+                "no commands: this host gives no jail level ({})",
+                support
+                    .limits
+                    .as_deref()
+                    .or(support.namespaces.as_deref())
+                    .unwrap_or("unknown")
+            )
+        }
+    }
+}
 
 /// In-memory workspaces from one store.
 struct StateTarget {
     store: sandbay_state::StateStore,
+    jail: Option<JailConfig>,
 }
 
 impl Target for StateTarget {
@@ -21,10 +69,21 @@ impl Target for StateTarget {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Workspace, String>> + Send + 'a>>
     {
         Box::pin(async move {
-            let backend = self.store.session(user, session);
+            let Some(jail) = &self.jail else {
+                return Ok(Workspace {
+                    backend: self.store.session(user, session),
+                    sandbox: None,
+                    host_root: None,
+                });
+            };
+            let sandbox = Arc::new(
+                self.store
+                    .sandbox(user, session, jail)
+                    .map_err(|e| e.to_string())?,
+            );
             Ok(Workspace {
-                backend,
-                sandbox: None,
+                backend: sandbox.clone(),
+                sandbox: Some(sandbox as Arc<dyn Sandbox>),
                 host_root: None,
             })
         })
@@ -35,6 +94,7 @@ impl Target for StateTarget {
 struct FsTarget {
     base: tempfile::TempDir,
     provider: sandbay_fs::FsProvider,
+    jail: Option<JailConfig>,
 }
 
 impl Target for FsTarget {
@@ -49,18 +109,31 @@ impl Target for FsTarget {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Workspace, String>> + Send + 'a>>
     {
         Box::pin(async move {
-            let backend = self
-                .provider
-                .session(user, session)
-                .await
-                .map_err(|e| e.to_string())?;
             let host_root = self
                 .provider
                 .session_path(user, session)
                 .map_err(|e| e.to_string())?;
+            let Some(jail) = &self.jail else {
+                let backend = self
+                    .provider
+                    .session(user, session)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok(Workspace {
+                    backend: Arc::new(backend),
+                    sandbox: None,
+                    host_root: Some(host_root),
+                });
+            };
+            let sandbox = Arc::new(
+                self.provider
+                    .sandbox(user, session, jail)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
             Ok(Workspace {
-                backend: Arc::new(backend),
-                sandbox: None,
+                backend: sandbox.clone(),
+                sandbox: Some(sandbox as Arc<dyn Sandbox>),
                 host_root: Some(host_root),
             })
         })
@@ -75,15 +148,27 @@ impl Target for FsTarget {
 
 /// Every target available on this machine, each with an optional note.
 pub(crate) async fn available() -> Vec<(Box<dyn Target>, Option<String>)> {
+    let jail = tokio::task::spawn_blocking(demo_jail)
+        .await
+        .unwrap_or_default();
+    let note = jail_note(jail.as_ref());
     let mut targets: Vec<(Box<dyn Target>, Option<String>)> = vec![(
         Box::new(StateTarget {
             store: sandbay_state::StateStore::default(),
+            jail: jail.clone(),
         }),
-        None,
+        Some(note.clone()),
     )];
     match tempfile::Builder::new().prefix("sandbay-demo-").tempdir() {
         Ok(base) => match sandbay_fs::FsProvider::open(base.path().join("users")).await {
-            Ok(provider) => targets.push((Box::new(FsTarget { base, provider }), None)),
+            Ok(provider) => targets.push((
+                Box::new(FsTarget {
+                    base,
+                    provider,
+                    jail,
+                }),
+                Some(note),
+            )),
             Err(e) => eprintln!("demo: fs backend unavailable: {e}"),
         },
         Err(e) => eprintln!("demo: no temporary directory for the fs backend: {e}"),
