@@ -1,87 +1,102 @@
 //! The shell text sandbay runs inside containers (busybox `sh`), in one
 //! place so the protocol can be read as a whole.
 //!
-//! Every command runs as the leader of its own process group (`setsid`),
-//! so killing the group kills the whole tree the command started. The
-//! wrapper prints an end marker (see [`super::marker`]) with the exit code
-//! on both streams, then kills what is left of its group, so a finished
-//! command leaves no background process behind.
-
-/// Runs one command; the runner starts it with `setsid`, so it leads a
-/// new session and process group.
-///
-/// Arguments: token, working directory, command, base64 stdin (may be
-/// empty), then the complete environment as `NAME=value` entries.
-///
-/// The command runs in a subshell of the wrapper (a fork, no `exec`:
-/// busybox `exec`s cost most of a command's time here). The wrapper's
-/// environment is the runner's, which starts empty but for the base
-/// entries, so exporting the given entries gives exactly that environment.
-/// `eval` parses the whole text first, so the leading `unset c` hides the
-/// wrapper's variable without touching the command.
-pub(crate) const WRAPPER: &str = r#"t=$1 w=$2 c=$3 i=$4; shift 4
-if cd "$w" 2>/dev/null; then
-  if [ -n "$i" ]; then
-    printf %s "$i" | base64 -d | (for e; do export "$e"; done; set --; unset t w i e OLDPWD; eval "unset c
-$c")
-  else
-    (for e; do export "$e"; done; set --; unset t w i e OLDPWD; eval "unset c
-$c") </dev/null
-  fi
-  r=$?
-else
-  r=nodir
-fi
-printf '\036%s:%s\036' "$t" "$r"; printf '\036%s:%s\036' "$t" "$r" >&2
-kill -KILL 0"#;
+//! On the runner, a command costs one fork for its wrapper (a background
+//! subshell of the runner) and one fork and `exec` for its `sh -c`
+//! (busybox `exec`s cost most of a command's CPU time, which counts
+//! against the container's CPU quota). Everything a command starts stays
+//! in the runner's process group, so the wrapper ends a command by killing
+//! every other member of that group but the runner and itself (a sweep of
+//! `/proc` with shell builtins only) before it prints the end marker (see
+//! [`super::marker`]) with the exit code on both streams: a finished
+//! command leaves no process behind. A time limit or a dropped future
+//! makes the runner sweep the same way, wrapper included.
 
 /// Defines the runner's functions; sent once on the runner's stdin.
 ///
-/// * `__sb_run TOKEN ARGS...` reaps the previous command's wrapper (dead
-///   by then), prints a start marker on both streams, so output of an
-///   earlier command can never be mistaken for this one's, and starts the
-///   wrapper in the background, in its own session. When the process
-///   limit is reached the fork fails (the shell goes on) and the end
-///   marker says `nofork`.
-/// * `__sb_abort TOKEN` kills the current command's group, waits until
-///   every member is gone (`__sb_gone`, at most 3 s), and prints a
+/// * `__sb_sweep [SPARE]` kills every process of the runner's group except
+///   the runner, PID 1 and `SPARE`, again until none is left (zombies
+///   aside), so even a fork bomb's children are all caught.
+/// * `__sb_run TOKEN WORKDIR COMMAND STDIN_B64 ENV...` reaps the previous
+///   wrapper (dead by then), prints a start marker on both streams (so
+///   output of an earlier command is never taken for this one's), and
+///   starts `__sb_wrapper` in the background. When the process limit is
+///   reached the fork fails, the shell goes on, and the end marker says
+///   `nofork`.
+/// * `__sb_wrapper` (in the background subshell) exports exactly the given
+///   environment (the runner itself starts with only the base entries),
+///   runs `sh -c COMMAND` in the working directory, sweeps, and prints the
+///   end marker with the exit code (`nodir` for a missing directory).
+/// * `__sb_abort TOKEN` sweeps (the wrapper too), reaps it, and prints a
 ///   `killed` marker on both streams.
-/// * On end of input (the owner went away) the current command is killed.
+/// * On end of input (the owner went away) the runner sweeps and exits.
 pub(crate) fn runner_prelude() -> String {
-    format!(
-        r#"__sb_last=
-__sb_wrap={wrapper}
-__sb_end() {{ [ -n "$__sb_last" ] && kill -KILL -"$__sb_last" 2>/dev/null; }}
-__sb_gone() {{
-  __sb_n=0
-  while [ -n "$__sb_last" ] && kill -0 -"$__sb_last" 2>/dev/null && [ "$__sb_n" -lt 300 ]; do
-    sleep 0.01; __sb_n=$((__sb_n + 1))
+    r#"__sb_last=
+read -r __sb_l < /proc/self/stat
+__sb_me=${__sb_l%% *}
+__sb_r=${__sb_l##*) }; __sb_r=${__sb_r#* }; __sb_r=${__sb_r#* }
+__sb_pg=${__sb_r%% *}
+__sb_sweep() {
+  __sb_i=0
+  while [ "$__sb_i" -lt 200 ]; do
+    __sb_k=0
+    for __sb_f in /proc/[0-9]*/stat; do
+      read -r __sb_l < "$__sb_f" 2>/dev/null || continue
+      __sb_p=${__sb_l%% *}
+      case $__sb_p in "$__sb_me"|"$1"|1) continue ;; esac
+      __sb_r=${__sb_l##*) }
+      __sb_s=${__sb_r%% *}; __sb_r=${__sb_r#* }; __sb_r=${__sb_r#* }
+      [ "${__sb_r%% *}" = "$__sb_pg" ] || continue
+      [ "$__sb_s" = Z ] && continue
+      kill -KILL "$__sb_p" 2>/dev/null && __sb_k=1
+    done
+    [ "$__sb_k" = 0 ] && return 0
+    __sb_i=$((__sb_i + 1))
   done
-}}
-trap __sb_end EXIT
-__sb_run() {{
+  return 0
+}
+trap __sb_sweep EXIT
+__sb_wrapper() {
+  trap - EXIT
+  read -r __sb_l < /proc/self/stat
+  __sb_w=${__sb_l%% *}
+  __sb_t=$1 __sb_d=$2 __sb_c=$3 __sb_in=$4
+  shift 4
+  if cd "$__sb_d" 2>/dev/null; then
+    unset OLDPWD
+    for __sb_e; do export "$__sb_e"; done
+    if [ -n "$__sb_in" ]; then
+      printf %s "$__sb_in" | base64 -d | sh -c "$__sb_c"
+    else
+      sh -c "$__sb_c" </dev/null
+    fi
+    __sb_x=$?
+  else
+    __sb_x=nodir
+  fi
+  __sb_sweep "$__sb_w"
+  printf '\036%s:%s\036' "$__sb_t" "$__sb_x"; printf '\036%s:%s\036' "$__sb_t" "$__sb_x" >&2
+}
+__sb_run() {
   [ -n "$__sb_last" ] && wait "$__sb_last" 2>/dev/null
-  __sb_gone
   printf '\036%s:go\036' "$1"; printf '\036%s:go\036' "$1" >&2
   __sb_prev=$!
-  setsid sh -c "$__sb_wrap" sh "$@" </dev/null &
+  __sb_wrapper "$@" </dev/null &
   if [ "$!" = "$__sb_prev" ]; then
     __sb_last=
     printf '\036%s:nofork\036' "$1"; printf '\036%s:nofork\036' "$1" >&2
   else
     __sb_last=$!
   fi
-}}
-__sb_abort() {{
-  __sb_end
+}
+__sb_abort() {
+  __sb_sweep
   [ -n "$__sb_last" ] && wait "$__sb_last" 2>/dev/null
-  __sb_gone
   __sb_last=
   printf '\036%s:killed\036' "$1"; printf '\036%s:killed\036' "$1" >&2
-}}
-"#,
-        wrapper = quote(WRAPPER)
-    )
+}
+"#
+    .to_string()
 }
 
 /// Runs one command as a fresh `docker exec` (the fallback path).
@@ -146,9 +161,16 @@ mod tests {
     }
 
     #[test]
-    fn prelude_embeds_the_wrapper() {
+    fn prelude_defines_the_protocol() {
         let p = runner_prelude();
-        assert!(p.contains("__sb_wrap='t=$1"));
-        assert!(p.contains("trap __sb_end EXIT"));
+        for f in [
+            "__sb_sweep()",
+            "__sb_wrapper()",
+            "__sb_run()",
+            "__sb_abort()",
+        ] {
+            assert!(p.contains(f), "{f}");
+        }
+        assert!(p.contains("trap __sb_sweep EXIT"));
     }
 }
