@@ -140,16 +140,16 @@ pub struct GrepArgs {
     /// Ignore upper and lower case. Defaults to false.
     #[serde(default)]
     pub case_insensitive: Option<bool>,
-    /// Lines of context to show before and after each match (content mode).
+    /// Lines of context to show before and after each match (content mode), at most 100.
     #[serde(default)]
     pub context: Option<usize>,
-    /// Lines of context before each match (content mode); overrides `context`.
+    /// Lines of context before each match (content mode), at most 100; overrides `context`.
     #[serde(default)]
     pub before_context: Option<usize>,
-    /// Lines of context after each match (content mode); overrides `context`.
+    /// Lines of context after each match (content mode), at most 100; overrides `context`.
     #[serde(default)]
     pub after_context: Option<usize>,
-    /// Stop after this many matching lines in all files together.
+    /// Stop after this many matches in all files together: matching lines in content and count modes, matching files in files_with_matches mode.
     #[serde(default)]
     pub max_matches: Option<usize>,
 }

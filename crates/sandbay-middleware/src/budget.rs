@@ -3,11 +3,12 @@
 
 use sha2::{Digest, Sha256};
 
-use sandbay_core::{Backend, VPath};
+use sandbay_core::VPath;
 
 use crate::config::ToolConfig;
 use crate::format::{count, cut_line, line_count};
 use crate::spec::ToolName;
+use crate::toolbox::Toolbox;
 
 /// Where a result of `tool` with this text is saved: the name is derived
 /// from the content, so the same result always lands in the same file
@@ -22,24 +23,28 @@ pub(crate) fn result_path(config: &ToolConfig, tool: ToolName, text: &str) -> VP
         .unwrap_or_else(|| config.results_dir.clone())
 }
 
-/// Returns `text` if it fits the budget; otherwise saves it and returns a
-/// preview with the path.
-pub(crate) async fn fit(
-    backend: &dyn Backend,
-    config: &ToolConfig,
-    tool: ToolName,
-    text: String,
-) -> String {
+/// Returns `text` if it fits the budget; otherwise saves it (deleting the
+/// oldest saved results past [`crate::rotate::MAX_SAVED_RESULTS`]) and
+/// returns a preview with the path.
+pub(crate) async fn fit(tb: &Toolbox, tool: ToolName, text: String) -> String {
+    let (backend, config) = (&*tb.backend, &*tb.config);
     if text.len() <= config.max_output_bytes {
         return text;
     }
     let path = result_path(config, tool, &text);
+    // one save at a time per toolbox, so the index of saved results
+    // stays whole
+    let _saving = tb.saves.lock().await;
+    let saved = backend.write(&path, &text).await;
+    if saved.is_ok() {
+        crate::rotate::after_save(backend, &config.results_dir, &path).await;
+    }
     let lines: Vec<&str> = text.lines().collect();
     let head = config.preview_head_lines;
     let tail = config.preview_tail_lines;
     let chars = (config.max_output_bytes / (2 * (head + tail).max(1)))
         .clamp(80, config.max_line_chars.max(80));
-    match backend.write(&path, &text).await {
+    match saved {
         Ok(()) => {
             let mut out = format!(
                 "[This result is {} in {}, over the {}-byte limit for one reply. \

@@ -39,9 +39,10 @@ pub struct ToolConfig {
     pub read_default_limit: usize,
     /// Paths `glob` returns at most.
     pub glob_limit: usize,
-    /// Matching lines `grep` returns when the model gives no `max_matches`.
+    /// Matches `grep` returns when the model gives no `max_matches`
+    /// (matching lines; matching files in `files_with_matches` mode).
     pub grep_default_matches: usize,
-    /// The most matching lines `grep` returns, whatever the model asks.
+    /// The most matches `grep` returns, whatever the model asks.
     pub grep_max_matches: usize,
     /// Time limit of `execute` when the model gives no `timeout`.
     pub default_timeout: Duration,
@@ -49,7 +50,10 @@ pub struct ToolConfig {
     /// lowered to it, and the result says so.
     pub max_timeout: Duration,
     /// Where oversized results are saved. `glob` and `grep` leave this
-    /// directory out unless the search starts inside it.
+    /// directory out unless the search starts inside it. The 32 most
+    /// recently saved results are kept (an index file, `.order`, records
+    /// their order); older ones are deleted. Other files here are never
+    /// deleted.
     pub results_dir: VPath,
 }
 

@@ -3,6 +3,8 @@
 //! They are generated from the [`ToolConfig`], so the limits a model is
 //! told about are the limits in force.
 
+use sandbay_core::text::MAX_CONTEXT_LINES;
+
 use crate::config::ToolConfig;
 use crate::spec::ToolName;
 
@@ -58,8 +60,10 @@ Prefer this to running find or ls in a shell.",
 output_mode files_with_matches (default) lists matching files, content shows matching lines as \
 `line_number:text` under each file path (context lines as `line_number-text`, gaps as `--`), \
 count gives matching lines per file. Narrow the search with path and glob (for example `*.rs`); \
-set literal for plain text with regex characters such as `(` or `.`. At most {default} matching lines \
-are reported unless max_matches says otherwise. Prefer this to running grep or rg in a shell.",
+set literal for plain text with regex characters such as `(` or `.`. At most {default} matches are reported \
+unless max_matches says otherwise: matching lines in content and count modes, matching files in files_with_matches mode. \
+Context is at most {context} lines before and after a match. Prefer this to running grep or rg in a shell.",
+            context = MAX_CONTEXT_LINES,
             default = config.grep_default_matches
         ),
         ToolName::Execute => format!(

@@ -29,7 +29,10 @@
 //!
 //! Results over [`ToolConfig::max_output_bytes`] are saved in the
 //! workspace under `/.sandbay/results/` and the model gets the first and
-//! last lines and the path to page through with `read_file`.
+//! last lines and the path to page through with `read_file`. `glob` and
+//! `grep` search around that directory (so saved results never use up
+//! their limits) unless the search starts inside it, and only the 32 most
+//! recently saved results are kept.
 //!
 //! # Example
 //!
@@ -74,6 +77,8 @@ mod hints;
 mod output;
 #[cfg(feature = "rig")]
 pub mod rig;
+mod rotate;
+mod scope;
 mod spec;
 mod toolbox;
 mod tools;

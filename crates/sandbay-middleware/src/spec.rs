@@ -290,7 +290,7 @@ mod tests {
         assert_eq!(p["properties"]["path"]["type"], json!(["string", "null"]));
         assert_eq!(
             p["properties"]["max_matches"],
-            json!({"type": ["integer", "null"], "description": "Stop after this many matching lines in all files together."})
+            json!({"type": ["integer", "null"], "description": "Stop after this many matches in all files together: matching lines in content and count modes, matching files in files_with_matches mode."})
         );
         assert_eq!(
             p["properties"]["output_mode"]["enum"],

@@ -33,6 +33,8 @@ pub struct Toolbox {
     pub(crate) sandbox: Option<Arc<dyn Sandbox>>,
     pub(crate) config: Arc<ToolConfig>,
     pub(crate) in_flight: Arc<crate::batch::InFlight>,
+    /// Held while an oversized result is saved (see `rotate`).
+    pub(crate) saves: Arc<futures_util::lock::Mutex<()>>,
 }
 
 impl Toolbox {
@@ -43,6 +45,7 @@ impl Toolbox {
             sandbox: None,
             config: Arc::new(ToolConfig::default()),
             in_flight: Arc::default(),
+            saves: Arc::default(),
         }
     }
 
@@ -56,6 +59,7 @@ impl Toolbox {
             sandbox: Some(sandbox),
             config: Arc::new(ToolConfig::default()),
             in_flight: Arc::default(),
+            saves: Arc::default(),
         }
     }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use sandbay_core::text::MAX_CONTEXT_LINES;
 use sandbay_core::{
     BackendExt, EditRequest, EntryKind, Error, ErrorCode, ExecRequest, GlobRequest, GrepRequest,
     ReadRequest, VPath,
@@ -16,6 +17,7 @@ use crate::args::{
 use crate::budget::fit;
 use crate::format::{self, GrepQuery};
 use crate::hints;
+use crate::scope;
 use crate::spec::ToolName;
 use crate::toolbox::{Failed, Toolbox, dir_arg, path_arg};
 
@@ -60,13 +62,7 @@ fn path_hint(error: Error, tb: &Toolbox) -> Failed {
 async fn ls(tb: &Toolbox, a: LsArgs) -> Outcome {
     let path = dir_arg(a.path.as_deref())?;
     let entries = tb.backend.ls(&path).await.map_err(|e| path_hint(e, tb))?;
-    Ok(fit(
-        &*tb.backend,
-        &tb.config,
-        ToolName::Ls,
-        format::format_ls(&path, &entries),
-    )
-    .await)
+    Ok(fit(tb, ToolName::Ls, format::format_ls(&path, &entries)).await)
 }
 
 async fn read_file(tb: &Toolbox, a: ReadFileArgs) -> Outcome {
@@ -161,7 +157,9 @@ async fn is_symlink(tb: &Toolbox, path: &VPath) -> bool {
 }
 
 /// Whether a search result should be hidden: it lies in the results
-/// directory and the search did not start inside it.
+/// directory and the search did not start inside it. The searches leave
+/// that directory out already (see `scope`); this also drops results
+/// saved while a search ran.
 fn hidden(tb: &Toolbox, base: &VPath, path: &VPath) -> bool {
     let dir = &tb.config.results_dir;
     !dir.is_root() && path.starts_with(dir) && !base.starts_with(dir)
@@ -174,14 +172,12 @@ async fn glob(tb: &Toolbox, a: GlobArgs) -> Outcome {
         path: base.clone(),
         limit: tb.config.glob_limit,
     };
-    let mut output = tb
-        .backend
-        .glob(&request)
+    let mut output = scope::glob(&*tb.backend, &request, &tb.config.results_dir)
         .await
         .map_err(|e| path_hint(e, tb))?;
     output.paths.retain(|p| !hidden(tb, &base, p));
     let text = format::format_glob(&a.pattern, &base, &output, tb.config.glob_limit);
-    Ok(fit(&*tb.backend, &tb.config, ToolName::Glob, text).await)
+    Ok(fit(tb, ToolName::Glob, text).await)
 }
 
 async fn grep(tb: &Toolbox, a: GrepArgs) -> Outcome {
@@ -192,6 +188,18 @@ async fn grep(tb: &Toolbox, a: GrepArgs) -> Outcome {
         .min(tb.config.grep_max_matches);
     if max_matches == 0 {
         return Err(Error::invalid_argument("grep: max_matches must be at least 1").into());
+    }
+    for (field, lines) in [
+        ("context", a.context),
+        ("before_context", a.before_context),
+        ("after_context", a.after_context),
+    ] {
+        if let Some(lines) = lines.filter(|&n| n > MAX_CONTEXT_LINES) {
+            return Err(Error::invalid_argument(format!(
+                "grep: field `{field}`: at most {MAX_CONTEXT_LINES} lines of context are allowed, not {lines}"
+            ))
+            .into());
+        }
     }
     let mode = a.output_mode.unwrap_or_default().into();
     let context = a.context.unwrap_or(0);
@@ -207,9 +215,7 @@ async fn grep(tb: &Toolbox, a: GrepArgs) -> Outcome {
         after: a.after_context.unwrap_or(context),
         max_matches,
     };
-    let mut output = tb
-        .backend
-        .grep(&request)
+    let mut output = scope::grep(&*tb.backend, &request, &tb.config.results_dir)
         .await
         .map_err(|e| path_hint(e, tb))?;
     output.files.retain(|f| !hidden(tb, &base, &f.path));
@@ -221,7 +227,7 @@ async fn grep(tb: &Toolbox, a: GrepArgs) -> Outcome {
         max_matches,
     };
     let text = format::format_grep(&query, &output, tb.config.max_line_chars);
-    Ok(fit(&*tb.backend, &tb.config, ToolName::Grep, text).await)
+    Ok(fit(tb, ToolName::Grep, text).await)
 }
 
 async fn execute(tb: &Toolbox, args: Value) -> Outcome {
@@ -253,5 +259,5 @@ async fn execute(tb: &Toolbox, args: Value) -> Outcome {
         .execute(ExecRequest::new(a.command).timeout(timeout))
         .await?;
     let text = format::format_exec(&output, timeout, lowered);
-    Ok(fit(&*tb.backend, &tb.config, ToolName::Execute, text).await)
+    Ok(fit(tb, ToolName::Execute, text).await)
 }

@@ -197,3 +197,54 @@ async fn file_tools_match_the_state_backend() {
     }
     c.remove().await;
 }
+
+#[tokio::test]
+#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon answered at build time")]
+async fn searches_around_saved_results_match_the_state_backend() {
+    let c = Container::new().await;
+    let config = ToolConfig {
+        max_output_bytes: 400,
+        preview_head_lines: 1,
+        preview_tail_lines: 1,
+        ..ToolConfig::default()
+    };
+    let docker = c.toolbox(config.clone());
+    let state = Toolbox::new(Arc::new(sandbay_state::StateBackend::default())).with_config(config);
+    let mut calls: Vec<(&str, Value)> = Vec::new();
+    for p in [
+        "/-first.txt",
+        "/.sandbay-x/a.txt",
+        "/.sandbay/zz/n.txt",
+        "/src/b.txt",
+        "/z.txt",
+    ] {
+        let content: String = (1..=4).map(|i| format!("hit {p} {i}\n")).collect();
+        calls.push(("write_file", json!({"file_path": p, "content": content})));
+    }
+    let content = json!({"pattern": "hit", "output_mode": "content", "max_matches": 12});
+    calls.extend([
+        // saved, then searched around
+        ("grep", content.clone()),
+        ("grep", content),
+        ("grep", json!({"pattern": "hit", "max_matches": 3})),
+        (
+            "grep",
+            json!({"pattern": "txt 1", "glob": ".sandbay/*/*.txt"}),
+        ),
+        ("grep", json!({"pattern": "hit", "glob": "*first*"})),
+        ("glob", json!({"pattern": "**/*.txt"})),
+        ("glob", json!({"pattern": ".sandbay/**"})),
+        (
+            "grep",
+            json!({"pattern": "hit", "path": "/.sandbay/results"}),
+        ),
+        ("ls", json!({"path": "/.sandbay/results"})),
+    ]);
+    for (name, args) in calls {
+        let a = state.call(name, args.clone()).await;
+        let b = docker.call(name, args.clone()).await;
+        assert_eq!(a, b, "state and docker differ for {name} {args}");
+        assert!(!b.is_error, "{name} {args}: {}", b.text);
+    }
+    c.remove().await;
+}

@@ -146,6 +146,15 @@ async fn read_special_cases() {
 #[tokio::test]
 async fn hostile_paths_stay_inside() {
     let w = Pair::new().await;
+    // `x` next to the workspace may exist already (the temp dir is
+    // shared): what matters is that the calls below leave it as it was
+    let outside = w.dir.path().parent().unwrap().join("x");
+    let state_of = |p: &std::path::Path| {
+        p.symlink_metadata()
+            .ok()
+            .map(|m| (m.file_type().is_file(), m.len(), m.modified().ok()))
+    };
+    let before = state_of(&outside);
     assert_eq!(
         w.err("read_file", json!({"file_path": "../../etc/passwd"}))
             .await,
@@ -173,7 +182,7 @@ async fn hostile_paths_stay_inside() {
         w.err("delete", json!({"file_path": "a\u{0}b"})).await,
         "Error: invalid path \"a\u{fffd}b\": the path contains a NUL byte"
     );
-    assert!(!w.dir.path().parent().unwrap().join("x").exists());
+    assert_eq!(state_of(&outside), before, "a write escaped the workspace");
 }
 
 #[tokio::test]

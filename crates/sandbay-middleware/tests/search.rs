@@ -121,6 +121,35 @@ async fn grep_options_and_errors() {
         "Error: invalid argument: grep: max_matches must be at least 1"
     );
     assert_eq!(
+        w.err(
+            "grep",
+            json!({"pattern": "x", "output_mode": "content", "context": 101})
+        )
+        .await,
+        "Error: invalid argument: grep: field `context`: at most 100 lines of context are allowed, not 101"
+    );
+    assert_eq!(
+        w.err(
+            "grep",
+            json!({"pattern": "x", "context": 5, "after_context": 1000})
+        )
+        .await,
+        "Error: invalid argument: grep: field `after_context`: at most 100 lines of context are allowed, not 1000"
+    );
+    assert_eq!(
+        w.ok(
+            "grep",
+            json!({"pattern": "Demo", "output_mode": "content", "before_context": 100})
+        )
+        .await,
+        "/README.md\n1:# Demo"
+    );
+    assert_eq!(
+        w.ok("grep", json!({"pattern": "helper", "max_matches": 2}))
+            .await,
+        "/README.md\n/src/main.rs\n[Stopped after 2 matching files; narrow the search (path, glob or a more specific pattern) to see the rest.]"
+    );
+    assert_eq!(
         w.err("grep", json!({"pattern": "x", "output_mode": "lines"}))
             .await,
         "Error: invalid argument: grep: field `output_mode`: unknown variant `lines`, expected one of `files_with_matches`, `content`, `count`"

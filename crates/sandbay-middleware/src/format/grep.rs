@@ -23,6 +23,9 @@ pub(crate) struct GrepQuery<'a> {
 ///   `N-text` for context lines, `--` where lines were skipped, and a
 ///   blank line between files;
 /// * count: `path:N` per file.
+///
+/// A search stopped by `max_matches` says so, in files (files mode) or
+/// matching lines (the other modes), as the core counts them.
 pub(crate) fn format_grep(
     query: &GrepQuery<'_>,
     output: &GrepOutput,
@@ -71,8 +74,13 @@ pub(crate) fn format_grep(
         }
     };
     if output.truncated {
+        // max_matches counts files in files_with_matches mode
+        let what = match query.mode {
+            GrepMode::FilesWithMatches => "matching files",
+            GrepMode::Content | GrepMode::Count => "matching lines",
+        };
         text.push_str(&format!(
-            "\n[Stopped after {} matching lines; narrow the search (path, glob or a more specific pattern) to see the rest.]",
+            "\n[Stopped after {} {what}; narrow the search (path, glob or a more specific pattern) to see the rest.]",
             query.max_matches
         ));
     }
@@ -158,6 +166,10 @@ mod tests {
         assert_eq!(
             format_grep(&query(GrepMode::Count), &out, 100),
             "/src/a.rs:2\n/src/b.rs:1\n[Stopped after 3 matching lines; narrow the search (path, glob or a more specific pattern) to see the rest.]"
+        );
+        assert_eq!(
+            format_grep(&query(GrepMode::FilesWithMatches), &out, 100),
+            "/src/a.rs\n/src/b.rs\n[Stopped after 3 matching files; narrow the search (path, glob or a more specific pattern) to see the rest.]"
         );
     }
 }
