@@ -40,6 +40,44 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 //! ```
 //!
+//! # Running commands
+//!
+//! With the default `exec` feature, [`FsSandbox`] adds
+//! [`sandbay_core::Sandbox::execute`] to a workspace:
+//! [`FsProvider::sandbox`] gives one per user and session, each with a
+//! [`sandbay_exec::Jail`] of its own. A command runs as `sh -c` in the
+//! jail with the workspace directory as its working directory; the
+//! backend and the command share that one directory, so a file written
+//! through the backend is what `cat` sees and a file a command makes is
+//! what `read` sees, with nothing copied.
+//!
+//! What the jail isolates depends on its level (reported as
+//! [`sandbay_core::Capabilities::isolation`]; see the `sandbay-exec` docs
+//! and `docs/security.md` for the full table):
+//!
+//! * **`namespaces`** (the default where the host allows it): the command
+//!   sees its workspace at `/workspace`, the host's system directories
+//!   read-only and nothing else of the host (no other workspace, no
+//!   `/home`, no host `/tmp`); its own processes only; only a loopback
+//!   network of its own; a private `/tmp`; a distinct host uid per
+//!   sandbox (root hosts); process, memory, CPU and file-size caps.
+//! * **`limits`**: a distinct uid and the caps, but the host's file
+//!   system, process list and network are visible as far as Unix
+//!   permissions allow; the jail's uid must be able to traverse the
+//!   parents of the workspace (the provider makes its levels `0711`).
+//!
+//! Limits of the design: the command shares the directory with the
+//! backend, so what it leaves behind is workspace content. Symlinks it
+//! makes are ordinary workspace entries, and the backend's capability
+//! rules apply to them (links leading out are refused, never followed);
+//! hard links to files outside cannot be made (the outside is not
+//! visible at `namespaces`; the kernel's `protected_hardlinks` refuses
+//! other users' files at `limits`), and [`HardLinkPolicy::Refuse`] refuses
+//! hard-linked files anyway. On a root host every run hands entries of the
+//! workspace not owned by the sandbox uid over to it (root keeps full
+//! access), so the owner of the files is the sandbox's uid. Disk usage is
+//! not capped beyond the size of one file.
+//!
 //! # Capability checklist
 //!
 //! | property | how |
@@ -88,7 +126,9 @@
 //! * `libc`: the `O_NONBLOCK`/`O_NOCTTY` flags and errno numbers;
 //! * `sha2`: stable hashes for directory names of very long ids;
 //! * `tokio`: the blocking pool; `tracing`: debug logs;
-//! * `sandbay-core`: the contract and the shared text rules.
+//! * `sandbay-core`: the contract and the shared text rules;
+//! * `sandbay-exec` (feature `exec`, on by default): the local jail that
+//!   runs the commands of an [`FsSandbox`].
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -2,6 +2,7 @@
 //! [`FsSandbox`]: the fs backend over a fresh temporary directory, commands
 //! in a local jail at the `namespaces` level (skipped with the reason when
 //! the host cannot give it, and a failure under `CI=true`).
+#![cfg(feature = "exec")]
 
 use sandbay_core::Isolation;
 use sandbay_exec::{Jail, JailConfig};

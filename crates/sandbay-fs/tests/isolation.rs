@@ -3,6 +3,7 @@
 //! one provider and a jail at the `namespaces` level, capped at 256
 //! processes and 256 MiB of memory per command. Skipped with the reason
 //! when the host cannot give the level (a failure under `CI=true`).
+#![cfg(feature = "exec")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -7,7 +7,7 @@ mod sync;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sandbay_core::{
@@ -67,8 +67,11 @@ pub struct StateSandbox {
     id: String,
     backend: Arc<StateBackend>,
     jail: Jail,
-    scratch_parent: PathBuf,
+    /// Where scratch directories go; `None`: chosen per run ([`scratch_parent`]).
+    scratch_parent: Option<PathBuf>,
     max_sync_bytes: u64,
+    /// The jail caps each run's memory, tmpfs pages included.
+    memory_capped: bool,
 }
 
 impl fmt::Debug for StateSandbox {
@@ -84,24 +87,30 @@ impl fmt::Debug for StateSandbox {
 
 impl StateSandbox {
     /// A sandbox named `id` over `backend`, whose commands run in `jail`.
-    /// Scratch directories go to the host's temporary directory
-    /// (`std::env::temp_dir()`).
+    ///
+    /// Scratch directories go to `/dev/shm` when it is a tmpfs with room
+    /// for the workspace plus its sync limit *and* the jail caps each run's
+    /// memory with a cgroup (which then also caps what the command writes
+    /// there); otherwise to the host's temporary directory
+    /// (`std::env::temp_dir()`). See the crate docs, "Cost and limits".
     pub fn new(id: impl Into<String>, backend: Arc<StateBackend>, jail: Jail) -> Self {
+        let memory_capped = jail.enforcement().cgroup_memory;
         StateSandbox {
             id: id.into(),
             backend,
             jail,
-            scratch_parent: std::env::temp_dir(),
+            scratch_parent: None,
             max_sync_bytes: DEFAULT_MAX_SYNC_BYTES,
+            memory_capped,
         }
     }
 
     /// Puts the scratch directories in `dir` (a host directory that
-    /// exists; each run makes and removes one directory in it). At the
-    /// `limits` isolation level the jail's uid must be able to traverse
-    /// `dir` and its parents.
+    /// exists; each run makes and removes one directory in it) instead of
+    /// choosing one per run. At the `limits` isolation level the jail's
+    /// uid must be able to traverse `dir` and its parents.
     pub fn with_scratch_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.scratch_parent = dir.into();
+        self.scratch_parent = Some(dir.into());
         self
     }
 
@@ -122,6 +131,26 @@ impl StateSandbox {
     /// in force).
     pub fn jail(&self) -> &Jail {
         &self.jail
+    }
+
+    /// The sync limit of a run: the quota, else the configured limit.
+    fn sync_limit(&self) -> u64 {
+        self.backend
+            .config()
+            .max_total_bytes
+            .unwrap_or(self.max_sync_bytes)
+    }
+
+    /// Where this run's scratch directory goes (see [`StateSandbox::new`]).
+    fn scratch_parent(&self) -> PathBuf {
+        if let Some(dir) = &self.scratch_parent {
+            return dir.clone();
+        }
+        let need = self.backend.total_bytes().saturating_add(self.sync_limit());
+        if self.memory_capped && tmpfs_room(Path::new(SHM)).is_some_and(|room| room >= need) {
+            return PathBuf::from(SHM);
+        }
+        std::env::temp_dir()
     }
 
     /// Every directory and file of the workspace now, by path.
@@ -149,7 +178,7 @@ impl StateSandbox {
     ) -> Result<Vec<String>> {
         let quota = self.backend.config().max_total_bytes;
         let bounds = Bounds {
-            max_bytes: quota.unwrap_or(self.max_sync_bytes),
+            max_bytes: self.sync_limit(),
             what: if quota.is_some() {
                 "quota"
             } else {
@@ -187,6 +216,22 @@ impl StateSandbox {
         notes.extend(kept);
         Ok(notes)
     }
+}
+
+/// The host's shared-memory tmpfs, the fast place for scratch directories.
+const SHM: &str = "/dev/shm";
+
+/// Free bytes of the tmpfs at `path`; `None` if it is not a tmpfs.
+fn tmpfs_room(path: &Path) -> Option<u64> {
+    let fs = nix::sys::statfs::statfs(path).ok()?;
+    if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
+        return None;
+    }
+    let vfs = nix::sys::statvfs::statvfs(path).ok()?;
+    // `c_ulong` is `u64` on 64-bit Linux; the cast keeps 32-bit hosts building.
+    #[allow(clippy::unnecessary_cast)]
+    let fragment = vfs.fragment_size() as u64;
+    Some(vfs.blocks_available().saturating_mul(fragment))
 }
 
 /// Appends the notes about a run's files to its stderr, one line each.
@@ -271,7 +316,7 @@ impl Sandbox for StateSandbox {
 
     async fn execute(&self, request: ExecRequest) -> Result<ExecOutput> {
         let before = Arc::new(self.files());
-        let scratch = Scratch::create(&self.scratch_parent, Arc::clone(&before)).await?;
+        let scratch = Scratch::create(&self.scratch_parent(), Arc::clone(&before)).await?;
         let result = self.jail.run(scratch.path(), request).await;
         let result = match result {
             Ok(mut out) => {

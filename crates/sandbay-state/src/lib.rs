@@ -25,7 +25,90 @@
 //!   as base64); [`StateBackend::restore`] brings it back byte for byte.
 //! * **Store**: [`StateStore`] hands out one backend per user and session.
 //!
-//! Commands cannot run yet: the capabilities say `execute: false`.
+//! A [`StateBackend`] alone cannot run commands (its capabilities say
+//! `execute: false`); with the default `exec` feature a [`StateSandbox`]
+//! can.
+//!
+//! # Running commands
+//!
+//! [`StateSandbox`] wraps a backend and a [`sandbay_exec::Jail`] of its
+//! own ([`StateStore::sandbox`] makes one per user and session). Every
+//! `execute`:
+//!
+//! 1. takes a snapshot of the workspace (shared bytes, no copy) and writes
+//!    it into a new private scratch directory on the host
+//!    (`sandbay-state-exec-<pid>-<random>`, mode 0700; where, see "Cost
+//!    and limits");
+//! 2. runs the command there in the jail (at `namespaces` the directory is
+//!    `/workspace` and nothing else of the host is visible; see the
+//!    `sandbay-exec` docs for each level);
+//! 3. reads the directory back through a `cap_std` handle that never
+//!    leaves it, and stores what the command created, changed and deleted,
+//!    directories included, byte for byte, in one swap under the workspace
+//!    lock: other readers see the workspace before or after, never half;
+//! 4. removes the scratch directory, also when the command fails, times
+//!    out, or the caller drops the future (then the jail kills the
+//!    command and the directory goes at once, or as soon as blocking work
+//!    on it stops at its next file).
+//!
+//! So a file written with `write` is what `cat` sees, and a file a command
+//! makes is what `read` sees afterwards. Changes show up in the workspace
+//! when the command ends, not while it runs.
+//!
+//! What is kept, and what is not:
+//!
+//! * **Symlinks a command makes are skipped**: this workspace cannot hold
+//!   links, and the read-back never follows one (a link to `/etc/passwd`
+//!   imports nothing). A path that became a link counts as deleted. Named
+//!   pipes, sockets and devices are skipped too, and so are names that
+//!   cannot be workspace paths (not UTF-8, backslashes, control
+//!   characters). Each skip adds a note to the command's stderr: a line
+//!   starting with [`NOTE_PREFIX`] (`sandbay: `), ten at most and then a
+//!   count.
+//! * **Modes and times are not kept**: files are written 0644 and
+//!   directories 0755 for every run, with fresh timestamps; run scripts
+//!   with `sh script.sh`, or `chmod +x` them in the same command.
+//! * **Size**: when the files the command leaves add up to more than the
+//!   workspace quota ([`StateConfig::max_total_bytes`]) or, without one,
+//!   the sync limit ([`DEFAULT_MAX_SYNC_BYTES`],
+//!   [`StateSandbox::with_max_sync_bytes`]), or count more than
+//!   [`MAX_SYNC_ENTRIES`], **none** of the command's file changes are
+//!   saved: the output, exit code and a note saying so are still returned.
+//!   Reading back is bounded by that limit, so a command cannot make the
+//!   host process read gigabytes.
+//!
+//! # Concurrent changes
+//!
+//! The workspace stays usable through the API while a command runs. When
+//! the command ends, its changes are taken relative to the snapshot it
+//! started with: **for every path the command created, changed or
+//! deleted, its version wins; every other path keeps its current content**,
+//! including what the API wrote meanwhile. Where both cannot hold (the API
+//! put a file into a directory the command removed, or replaced a path by
+//! another kind), the API's version is kept and a note says so. Two
+//! commands of one sandbox may run at once; each is merged by the same
+//! rule when it ends.
+//!
+//! # Cost and limits
+//!
+//! Every run writes and reads back the whole workspace: fine for the light
+//! sessions this backend is for, not for large trees (use `sandbay-fs`).
+//! Where the scratch directory lives matters most. It goes to `/dev/shm`
+//! when that is a tmpfs with room for the workspace plus its sync limit
+//! and the jail caps each run's memory with a cgroup (root hosts with
+//! cgroup v1 `memory`): the cgroup then also caps what a command can write
+//! there, since tmpfs pages count as its memory. Otherwise it goes to
+//! `std::env::temp_dir()`, on disk, which the jail does not cap beyond the
+//! size of one file (`RLIMIT_FSIZE`); [`StateSandbox::with_scratch_dir`]
+//! picks a directory explicitly. *Measured* on a 2-core VM (ext4 with
+//! `discard` as `/tmp`), `execute("true")` at p50: empty workspace 2.3 ms
+//! (the jail alone 2.2 ms); 100 files of 1 kB 3.9 ms in `/dev/shm`
+//! (16 ms on disk); 1,000 files 20 ms (880 ms on disk); 5,000 files
+//! 180 ms (2 s on disk).
+//!
+//! The sync limit bounds what is read back, not what is written. A host
+//! process killed outright (`SIGKILL`) leaves its scratch directories
+//! behind; they carry its pid in their name.
 //!
 //! # Example
 //!
@@ -56,6 +139,16 @@
 //! * `serde`: snapshots and configuration are serde types;
 //! * `base64`: binary file content inside JSON-safe snapshots;
 //! * `tracing`: debug events for session lifecycle and quota refusals.
+//!
+//! With the `exec` feature (on by default):
+//!
+//! * `sandbay-exec`: the local jail commands run in;
+//! * `tokio`: the blocking pool for the scratch directory's I/O;
+//! * `tempfile`: the private scratch directory of a run;
+//! * `cap-std`, `cap-fs-ext`: reading the scratch directory back through
+//!   a handle that never leaves it and never follows a symlink;
+//! * `libc`: the `O_NONBLOCK`/`O_NOCTTY` flags and errno numbers of that
+//!   read-back.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

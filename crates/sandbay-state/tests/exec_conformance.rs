@@ -3,6 +3,7 @@
 //! jail at the `namespaces` level over a scratch copy of the files
 //! (skipped with the reason when the host cannot give the level, and a
 //! failure under `CI=true`).
+#![cfg(feature = "exec")]
 
 use std::sync::Arc;
 

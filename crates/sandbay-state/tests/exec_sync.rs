@@ -4,6 +4,7 @@
 //! directories never outlive the call. Commands run in a real jail at the
 //! `namespaces` level (skipped with the reason when the host cannot give
 //! it, a failure under `CI=true`).
+#![cfg(feature = "exec")]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
