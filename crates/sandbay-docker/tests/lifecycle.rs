@@ -83,15 +83,20 @@ fn child_owner() {
     let Ok(spec) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let (label, exit_with_owner) = spec.split_once(',').expect("label,exit");
+    let mut parts = spec.splitn(3, ',');
+    let (Some(label), Some(exit_with_owner), Some(base)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        panic!("label,exit,base expected");
+    };
     let exit_with_owner = exit_with_owner == "true";
+    let base = std::path::PathBuf::from(base);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
         let client = DockerClient::connect().await.unwrap();
-        let base = std::env::temp_dir().join("sandbay-docker-child");
         let mut kept = Vec::new();
         for mode in [FileMode::Bind, FileMode::Container, FileMode::Container] {
             let config = sandbay_docker::DockerConfig::default()
@@ -112,7 +117,7 @@ fn child_owner() {
 }
 
 /// Starts the child owner, waits for it to be ready, and SIGKILLs it.
-fn run_and_kill_child(label: &str, exit_with_owner: bool) {
+fn run_and_kill_child(label: &str, exit_with_owner: bool, base: &std::path::Path) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -121,7 +126,10 @@ fn run_and_kill_child(label: &str, exit_with_owner: bool) {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CHILD_ENV, format!("{label},{exit_with_owner}"))
+        .env(
+            CHILD_ENV,
+            format!("{label},{exit_with_owner},{}", base.display()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -146,13 +154,17 @@ fn run_and_kill_child(label: &str, exit_with_owner: bool) {
 async fn owner_killed_leaves_orphans_that_reap_removes() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "orphans");
-    run_and_kill_child(&guard.value, false);
+    let base = tempfile::tempdir().unwrap();
+    run_and_kill_child(&guard.value, false, base.path());
     // the containers outlive their owner (exit_with_owner is off)...
     assert_eq!(common::count_objects(&guard), (3, 2));
     // ...and the reaper knows their owner is dead: only the defaults
-    let options = ReapOptions::default().with_label(common::TEST_LABEL, &guard.value);
+    let options = ReapOptions::default()
+        .with_label(common::TEST_LABEL, &guard.value)
+        .with_workspace_base(base.path(), Duration::ZERO);
     let report = reap_orphans(&client, &options).await.unwrap();
     assert_eq!((report.containers, report.volumes), (3, 2));
+    assert_eq!(report.workspaces, 1, "the bind-mounted workspace directory");
     assert_eq!(common::count_objects(&guard), (0, 0));
 }
 
@@ -161,13 +173,19 @@ async fn owner_killed_leaves_orphans_that_reap_removes() {
 async fn owner_killed_containers_end_with_it() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exit-with-owner");
-    run_and_kill_child(&guard.value, true);
+    let base = tempfile::tempdir().unwrap();
+    run_and_kill_child(&guard.value, true, base.path());
     // the owner's connections closed: the containers stop and remove themselves
     let left = wait_for_count(&guard, (0, 2), Duration::from_secs(20)).await;
     assert_eq!(left, (0, 2), "containers gone, volumes left for the reaper");
-    let options = ReapOptions::default().with_label(common::TEST_LABEL, &guard.value);
+    let options = ReapOptions::default()
+        .with_label(common::TEST_LABEL, &guard.value)
+        .with_workspace_base(base.path(), Duration::ZERO);
     let report = reap_orphans(&client, &options).await.unwrap();
-    assert_eq!((report.containers, report.volumes), (0, 2));
+    assert_eq!(
+        (report.containers, report.volumes, report.workspaces),
+        (0, 2, 1)
+    );
     assert_eq!(common::count_objects(&guard), (0, 0));
 }
 
