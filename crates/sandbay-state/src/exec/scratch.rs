@@ -137,24 +137,26 @@ impl Scratch {
         files: Arc<BTreeMap<VPath, Entry>>,
     ) -> Result<Scratch> {
         let parent = parent.to_path_buf();
-        let path = tokio::task::spawn_blocking(move || {
+        // The guard is made where the directory is: if this call is
+        // dropped meanwhile, the unclaimed guard removes it there.
+        let dir = tokio::task::spawn_blocking(move || {
             tempfile::Builder::new()
                 .prefix(&format!("sandbay-state-exec-{}-", std::process::id()))
                 .permissions(std::fs::Permissions::from_mode(0o700))
                 .tempdir_in(&parent)
-                .map(tempfile::TempDir::keep)
+                .map(|tmp| {
+                    Arc::new(ScratchDir {
+                        path: tmp.keep(),
+                        cancelled: AtomicBool::new(false),
+                    })
+                })
         })
         .await
         .map_err(|_| Error::Unavailable {
             message: "the scratch directory cannot be made".into(),
         })?
         .map_err(|e| unavailable("the scratch directory cannot be made", &e))?;
-        let scratch = Scratch {
-            dir: Arc::new(ScratchDir {
-                path,
-                cancelled: AtomicBool::new(false),
-            }),
-        };
+        let scratch = Scratch { dir };
         blocking(&scratch.dir, move |dir, root| fill(dir, root, &files)).await?;
         Ok(scratch)
     }
