@@ -53,7 +53,10 @@
 //!
 //! So a file written with `write` is what `cat` sees, and a file a command
 //! makes is what `read` sees afterwards. Changes show up in the workspace
-//! when the command ends, not while it runs.
+//! when the command ends, not while it runs; what a command changed before
+//! its timeout, or before it failed, is kept like any other change. A run
+//! that never started (a missing `workdir`, a jail that cannot start)
+//! changes nothing, and neither does a dropped future.
 //!
 //! What is kept, and what is not:
 //!
