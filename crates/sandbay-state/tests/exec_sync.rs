@@ -331,3 +331,33 @@ async fn an_unchanged_workspace_is_left_alone() {
         "the empty directory and the bytes stay"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_run_keeps_its_changes_a_dropped_one_does_not() {
+    let Some((sb, _scratch)) = sandbox(StateConfig::default()) else {
+        return;
+    };
+    let o = sb
+        .execute(
+            ExecRequest::new("echo t > timed.txt; sleep 30").timeout(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap();
+    assert!(o.timed_out);
+    assert_eq!(sb.read_to_string(&p("/timed.txt")).await.unwrap(), "t\n");
+    let m = sleep_marker(3600);
+    let job = {
+        let sb = sb.clone();
+        let command = format!("echo d > dropped.txt; rm timed.txt; sleep {m}");
+        tokio::spawn(async move {
+            sb.execute(ExecRequest::new(command).timeout(Duration::from_secs(60)))
+                .await
+        })
+    };
+    assert!(wait_until(Duration::from_secs(10), || procs_with(&m).len() == 1).await);
+    job.abort();
+    let _ = job.await;
+    assert!(wait_gone(Duration::from_secs(10), &m).await.is_empty());
+    assert!(!sb.exists(&p("/dropped.txt")).await.unwrap());
+    assert!(sb.exists(&p("/timed.txt")).await.unwrap());
+}
