@@ -282,7 +282,8 @@ async def main():
     checks = Checks(transcript)
     base = Path(tempfile.mkdtemp(prefix="sandbay-mcp-client-"))
     try:
-        backends = [("state", None, False), (f"fs={base / 'ws'}", base / "ws", False)]
+        # state and fs run commands in a local jail (sandbay-exec); docker in a container.
+        backends = [("state", None, True), (f"fs={base / 'ws'}", base / "ws", True)]
         if args.docker:
             backends.append(("docker", None, True))
         for backend, workspace, shell in backends:

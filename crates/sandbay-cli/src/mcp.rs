@@ -5,6 +5,14 @@
 //!   server;
 //! * `fs`: the current directory; `fs=DIR`: the directory `DIR` (created
 //!   if missing); every file operation stays inside it;
+//! * for both, `execute` runs commands in a local jail at the strongest
+//!   level this host gives (`sandbay_exec::Jail::probe`; the state
+//!   workspace through a scratch copy of its files). Where the host gives
+//!   no level, the tools are offered without `execute`. At the
+//!   `namespaces` level a root server runs the commands of an `fs`
+//!   workspace as the directory's owner (when that is not root), so the
+//!   files keep their owner; otherwise as a uid of the jail's own, to
+//!   which the files are handed over;
 //! * `docker`: a fresh container from the default image (see
 //!   `sandbay_docker::DockerConfig`), with `execute`; it is removed when
 //!   the client disconnects (and by the daemon if this process dies).
@@ -14,6 +22,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sandbay_core::Isolation;
+use sandbay_exec::{Identity, Jail, JailConfig};
 use sandbay_mcp::McpServer;
 use sandbay_middleware::Toolbox;
 
@@ -73,10 +83,17 @@ type Opened = (Toolbox, Option<Arc<sandbay_docker::DockerSandbox>>);
 /// Builds the toolbox for a backend spec.
 async fn open(spec: &BackendSpec) -> Result<Opened, Box<dyn std::error::Error>> {
     match spec {
-        BackendSpec::State => Ok((
-            Toolbox::new(Arc::new(sandbay_state::StateBackend::default())),
-            None,
-        )),
+        BackendSpec::State => {
+            let backend = Arc::new(sandbay_state::StateBackend::default());
+            let toolbox =
+                match jail(None).await {
+                    Some(jail) => Toolbox::with_sandbox(Arc::new(
+                        sandbay_state::StateSandbox::new("mcp-state", backend, jail),
+                    )),
+                    None => Toolbox::new(backend),
+                };
+            Ok((toolbox, None))
+        }
         BackendSpec::Fs(dir) => {
             let dir = match dir {
                 Some(dir) => dir.clone(),
@@ -89,10 +106,14 @@ async fn open(spec: &BackendSpec) -> Result<Opened, Box<dyn std::error::Error>> 
                 )
             })?;
             let root = sandbay_fs::open_root(&dir).await?;
-            Ok((
-                Toolbox::new(Arc::new(sandbay_fs::FsBackend::new(root))),
-                None,
-            ))
+            let fs = sandbay_fs::FsBackend::new(root);
+            let toolbox = match jail(Some(&dir)).await {
+                Some(jail) => Toolbox::with_sandbox(Arc::new(sandbay_fs::FsSandbox::new(
+                    "mcp-fs", fs, dir, jail,
+                ))),
+                None => Toolbox::new(Arc::new(fs)),
+            };
+            Ok((toolbox, None))
         }
         BackendSpec::Docker => {
             let client = sandbay_docker::DockerClient::connect().await?;
@@ -102,6 +123,63 @@ async fn open(spec: &BackendSpec) -> Result<Opened, Box<dyn std::error::Error>> 
             Ok((toolbox, Some(sandbox)))
         }
     }
+}
+
+/// A jail at the strongest level this host gives, or `None` (logged)
+/// when it gives none. For an `fs` workspace at the `namespaces` level, a
+/// root server runs commands as the directory's owner unless that is root.
+async fn jail(workspace: Option<&std::path::Path>) -> Option<Jail> {
+    let workspace = workspace.map(std::path::Path::to_path_buf);
+    let made = tokio::task::spawn_blocking(move || {
+        let level = Jail::probe();
+        if level == Isolation::None {
+            return Err(format!(
+                "this host gives no jail level: {}",
+                Jail::host_support()
+                    .namespaces
+                    .as_deref()
+                    .unwrap_or("unknown")
+            ));
+        }
+        let config = JailConfig::new(level);
+        // A fixed identity needs a root server: elsewhere it is refused and
+        // the automatic one (the server's own uid) is used.
+        if level == Isolation::Namespaces
+            && let Some(owner) = workspace.as_deref().and_then(owner_of)
+            && let Ok(jail) = Jail::new(JailConfig {
+                identity: owner,
+                ..config.clone()
+            })
+        {
+            return Ok(jail);
+        }
+        Jail::new(config).map_err(|e| e.to_string())
+    })
+    .await;
+    match made {
+        Ok(Ok(jail)) => {
+            tracing::info!(
+                isolation = jail.isolation().as_str(),
+                "execute runs in a local jail"
+            );
+            Some(jail)
+        }
+        Ok(Err(why)) => {
+            tracing::warn!("execute is not offered: {why}");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// The owner of a directory as a fixed jail identity, unless it is root.
+fn owner_of(dir: &std::path::Path) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).ok()?;
+    (meta.uid() != 0 && meta.gid() != 0).then(|| Identity::Fixed {
+        uid: meta.uid(),
+        gid: meta.gid(),
+    })
 }
 
 #[cfg(test)]
