@@ -16,7 +16,10 @@
 ///
 /// * `__sb_sweep [SPARE]` kills every process of the runner's group except
 ///   the runner, PID 1 and `SPARE`, again until none is left (zombies
-///   aside), so even a fork bomb's children are all caught.
+///   aside), so even a fork bomb's children are all caught. Each round
+///   stops every process it found before it kills any, so no parent runs
+///   on for a moment after its child died (`sleep 30; echo never` never
+///   prints `never`).
 /// * `__sb_run TOKEN WORKDIR COMMAND STDIN_B64 ENV...` reaps the previous
 ///   wrapper (dead by then), prints a start marker on both streams (so
 ///   output of an earlier command is never taken for this one's), and
@@ -39,7 +42,7 @@ __sb_pg=${__sb_r%% *}
 __sb_sweep() {
   __sb_i=0
   while [ "$__sb_i" -lt 200 ]; do
-    __sb_k=0
+    __sb_ps=
     for __sb_f in /proc/[0-9]*/stat; do
       read -r __sb_l < "$__sb_f" 2>/dev/null || continue
       __sb_p=${__sb_l%% *}
@@ -48,9 +51,11 @@ __sb_sweep() {
       __sb_s=${__sb_r%% *}; __sb_r=${__sb_r#* }; __sb_r=${__sb_r#* }
       [ "${__sb_r%% *}" = "$__sb_pg" ] || continue
       [ "$__sb_s" = Z ] && continue
-      kill -KILL "$__sb_p" 2>/dev/null && __sb_k=1
+      __sb_ps="$__sb_ps $__sb_p"
     done
-    [ "$__sb_k" = 0 ] && return 0
+    [ -z "$__sb_ps" ] && return 0
+    kill -STOP $__sb_ps 2>/dev/null
+    kill -KILL $__sb_ps 2>/dev/null
     __sb_i=$((__sb_i + 1))
   done
   return 0
