@@ -1,11 +1,12 @@
 //! The public [`Jail`]: configuration checked once, commands run many times.
 
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sandbay_core::{Error, ExecOutput, ExecRequest, Isolation, Result, VPath};
 
@@ -18,6 +19,7 @@ use crate::run;
 use crate::spawner;
 use crate::sys::{self, Rlimit};
 use crate::uid::UidLease;
+use crate::workspace;
 
 /// `PATH` inside the jail.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -46,13 +48,65 @@ pub struct Jail {
 pub(crate) struct Inner {
     pub(crate) config: JailConfig,
     pub(crate) ids: HostIds,
-    _lease: Option<UidLease>,
+    lease: Option<UidLease>,
     pub(crate) ns: Option<Arc<NsPlan>>,
     pub(crate) rlimits: Vec<Rlimit>,
     pub(crate) cgroups: Option<Arc<CgroupPool>>,
     /// The jail's network namespace (only `lo`), shared by its runs; made
     /// when the host process is root, else each run gets a new one.
     netns: Option<Arc<OwnedFd>>,
+    /// Workspace roots handed over to a leased uid, given back to the host
+    /// process when the jail is dropped (see `ownership`).
+    handed: Mutex<BTreeSet<PathBuf>>,
+}
+
+/// Tracked workspace roots past which the ones that no longer exist are
+/// forgotten (a state sandbox runs each command in a new scratch
+/// directory).
+const MAX_TRACKED: usize = 32;
+
+impl Inner {
+    /// Remembers a workspace root handed over to the leased uid (blocking:
+    /// may check which tracked roots still exist).
+    fn track(&self, root: &Path) {
+        if self.lease.is_none() {
+            return;
+        }
+        let mut handed = self.handed.lock().unwrap_or_else(PoisonError::into_inner);
+        if handed.len() >= MAX_TRACKED && !handed.contains(root) {
+            handed.retain(|p| p.exists());
+        }
+        handed.insert(root.to_path_buf());
+    }
+}
+
+impl Drop for Inner {
+    /// Gives the workspace roots back before the uid lease is returned
+    /// (a few system calls per workspace, on the dropping thread).
+    fn drop(&mut self) {
+        if self.lease.is_none() {
+            return;
+        }
+        let handed = std::mem::take(
+            self.handed
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let (uid, gid) = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        for root in handed {
+            match crate::ownership::give_back_root(&root, self.ids.uid, uid, gid) {
+                Ok(()) => {}
+                // removed meanwhile (a scratch directory, say)
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(kind = ?e.kind(), "could not give a workspace root back to the host");
+                }
+            }
+        }
+    }
 }
 
 /// What a jail enforces, as really in force on this host.
@@ -80,6 +134,14 @@ pub struct Enforcement {
 
 impl Jail {
     /// Prepares a jail with `config`.
+    ///
+    /// This blocks the calling thread: the first jail of a process probes
+    /// the host (it starts a process through the setup of each level and
+    /// detects the cgroup controllers, tens of milliseconds), and every
+    /// jail scans `/proc` for a free uid and, at `Namespaces` on a root
+    /// host, creates a network namespace (a few milliseconds, more when
+    /// the kernel waits for an RCU grace period). Async code calls
+    /// [`Jail::new_async`], or this in `spawn_blocking`.
     ///
     /// # Errors
     /// `invalid_argument` for a bad configuration, `unavailable` when the
@@ -151,22 +213,38 @@ impl Jail {
             inner: Arc::new(Inner {
                 config,
                 ids,
-                _lease: lease,
+                lease,
                 ns,
                 rlimits,
                 cgroups,
                 netns,
+                handed: Mutex::default(),
             }),
         })
     }
 
+    /// [`Jail::new`] on tokio's blocking pool, for async callers: preparing
+    /// a jail blocks (see [`Jail::new`]).
+    ///
+    /// # Errors
+    /// As [`Jail::new`].
+    pub async fn new_async(config: JailConfig) -> Result<Jail> {
+        tokio::task::spawn_blocking(move || Jail::new(config))
+            .await
+            .map_err(|_| Error::Unavailable {
+                message: "preparing the jail failed".into(),
+            })?
+    }
+
     /// The strongest level this host can enforce (probed once per process
-    /// by starting a jailed process at each level).
+    /// by starting a jailed process at each level; the first call blocks
+    /// for that probe, later calls return at once).
     pub fn probe() -> Isolation {
         host_support().best()
     }
 
-    /// Details of what this host supports, with reasons for what it does not.
+    /// Details of what this host supports, with reasons for what it does
+    /// not (the first call blocks for the probe, as [`Jail::probe`]).
     pub fn host_support() -> &'static HostSupport {
         host_support()
     }
@@ -216,26 +294,56 @@ impl Jail {
     /// When the host process is root, entries of the workspace not owned by
     /// the jail's uid are handed over to it first, so the command can
     /// change every file; root keeps full access to what the command makes.
-    /// At `Limits` the command reaches the workspace by its host path, so
-    /// the jail's uid must be able to traverse its parent directories (mode
-    /// `o+x`); at `Namespaces` the workspace is opened with the host
-    /// process's rights and its parents may stay private.
+    /// The workspace root becomes mode `0700`, so no other jail's uid can
+    /// enter it; a jail with a leased uid gives its workspace roots back to
+    /// the host process when it is dropped, as the uid may later go to
+    /// another jail. At `Limits` the command reaches the workspace by its
+    /// host path, so the jail's uid must be able to traverse its parent
+    /// directories (mode `o+x`); at `Namespaces` the workspace is opened
+    /// with the host process's rights and its parents may stay private.
+    ///
+    /// The workspace must be a directory a jail may take over: not `/` or
+    /// a top-level directory, nothing in a system tree (`/usr`, `/etc`,
+    /// `/proc`, ...), not a mount point, and owned by root, the host
+    /// process's user, the jail's uid or another sandbox uid of
+    /// [`UID_RANGE`](crate::UID_RANGE) (a workspace left by an earlier
+    /// jail).
     ///
     /// # Errors
     /// `invalid_argument` (NUL in the command, bad environment names),
     /// `too_large` (stdin over 1 MiB), `not_found` / `not_a_directory`
-    /// (workspace or `workdir`), `unavailable` when the jail cannot start.
+    /// (workspace or `workdir`), `permission_denied` (a workspace a jail
+    /// may not take over, with a fixed reason), `unavailable` when the jail
+    /// cannot start.
     pub async fn run(&self, host_workspace_dir: &Path, request: ExecRequest) -> Result<ExecOutput> {
         let inner = &self.inner;
         let workdir = request.workdir.clone().unwrap_or_else(VPath::root);
         let (argv, env_pairs) = check_request(&request)?;
+        let stdio = run::Stdio::new(&request.stdin)?;
         let ws = host_workspace_dir.to_path_buf();
         let ids = inner.ids;
-        let canonical = tokio::task::spawn_blocking(move || prepare_workspace(&ws, ids))
-            .await
-            .map_err(|_| Error::Unavailable {
-                message: "preparing the workspace failed".into(),
-            })??;
+        let pool = inner.cgroups.clone();
+        // File system work off the async threads, in one hop: the
+        // workspace walk, and creating the run's cgroup directories when
+        // the jail has no idle ones (cgroup v1 `mkdir` may wait for an RCU
+        // grace period).
+        let tracked = Arc::clone(&self.inner);
+        let (canonical, cgroup) = tokio::task::spawn_blocking(move || {
+            let canonical = workspace::prepare(&ws, ids)?;
+            tracked.track(&canonical);
+            let cgroup = match &pool {
+                Some(pool) => pool
+                    .take()
+                    .map_err(|e| unavailable("creating the run's cgroup", &e))?,
+                None => None,
+            };
+            Ok::<_, Error>((canonical, cgroup))
+        })
+        .await
+        .map_err(|_| Error::Unavailable {
+            message: "preparing the workspace failed".into(),
+        })??;
+
         let c = |s: &[u8]| {
             CString::new(s).map_err(|_| Error::invalid_argument("a path contains a NUL byte"))
         };
@@ -255,13 +363,6 @@ impl Jail {
             )
         };
         let envp = environment(&home, env_pairs)?;
-        let stdio = run::Stdio::new(&request.stdin)?;
-        let cgroup = match &inner.cgroups {
-            Some(pool) => pool
-                .take()
-                .map_err(|e| unavailable("creating the run's cgroup", &e))?,
-            None => None,
-        };
         let started = std::time::Instant::now();
         let l = Launch {
             ns: inner.ns.clone(),
@@ -329,25 +430,4 @@ fn environment(home: &[u8], extra: &BTreeMap<String, String>) -> Result<Vec<CStr
         );
     }
     Ok(out)
-}
-
-/// Resolves the workspace and hands it over to the sandbox uid (root hosts).
-fn prepare_workspace(path: &Path, ids: HostIds) -> Result<PathBuf> {
-    let root = VPath::root();
-    let canonical = std::fs::canonicalize(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound { path: root.clone() },
-        kind => Error::Io {
-            path: Some(root.clone()),
-            kind,
-        },
-    })?;
-    let meta = std::fs::metadata(&canonical).map_err(|e| Error::io(&root, &e))?;
-    if !meta.is_dir() {
-        return Err(Error::NotADirectory { path: root });
-    }
-    if ids.privileged {
-        crate::ownership::hand_over(&canonical, ids.uid, ids.gid)
-            .map_err(|e| Error::io(&root, &e))?;
-    }
-    Ok(canonical)
 }

@@ -94,6 +94,32 @@
 //! command creates. On a non-root host files belong to the host user on
 //! both sides.
 //!
+//! The workspace root becomes mode `0700`, so at `Limits` no other jail's
+//! uid can enter it even when workspaces sit side by side under a parent
+//! every uid may traverse. A uid lease goes back to the pool when its jail
+//! is dropped and may later be leased to another jail, which would then
+//! own the files the first one left; so a dropped jail gives each workspace
+//! root it handed over back to the host process (`0700`, the files inside
+//! unchanged until the next hand-over). A host process that dies without
+//! dropping its jails leaves their roots with the leased uids.
+//!
+//! Since a run takes the workspace over as root, [`Jail::run`] refuses a
+//! directory that must not be taken over, with `permission_denied` and a
+//! fixed reason: `/` and top-level directories, system trees (`/usr`,
+//! `/etc`, `/proc`, `/dev` but `/dev/shm`, ...), mount points, and
+//! directories owned by anyone but root, the host user, the jail's uid or
+//! another sandbox uid.
+//!
+//! # Blocking work
+//!
+//! [`Jail::new`] blocks (the first call probes the host; every call scans
+//! `/proc` for a free uid and may create a network namespace): async code
+//! uses [`Jail::new_async`]. [`Jail::run`] does its file system work (the
+//! workspace checks and walk, creating cgroup directories) in one
+//! `spawn_blocking` hop and starts the process on a dedicated thread; what
+//! stays on the async thread is pipe setup and reads of `cgroup.procs`
+//! (in-kernel files, no disk).
+//!
 //! # Limits: what is *not* isolated
 //!
 //! - **At `Limits`** the command sees the host: every world-readable file,
@@ -133,7 +159,7 @@
 //!   for the workspace walk.
 //! - `nix`: safe wrappers for `waitid` on a pidfd, signals, `setns`,
 //!   `unshare`, `fcntl` and the `*at` calls of the ownership walk.
-//! - `libc`: the system calls nix lacks (`clone3`, `open_tree`,
+//! - `libc`: the system calls nix lacks (`clone3`, `open_tree`, `statx`,
 //!   `move_mount`, `mount_setattr`, `pidfd_send_signal`) and the raw,
 //!   async-signal-safe calls of the child.
 //! - `tracing`: logs.
@@ -157,6 +183,7 @@ mod spawner;
 #[allow(unsafe_code)]
 mod sys;
 mod uid;
+mod workspace;
 
 pub use config::{Identity, JailConfig, ResourceLimits};
 pub use jail::{Enforcement, Jail};

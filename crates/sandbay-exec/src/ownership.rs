@@ -9,6 +9,19 @@
 //! its parent's descriptor), never leaves the workspace's filesystem, and
 //! skips non-directories with more than one hard link that the sandbox does
 //! not own: such a file may be a host file linked in, and is left alone.
+//!
+//! The workspace root itself becomes mode `0700`: at `Limits` every jail
+//! reaches the host's files by their host paths, and workspaces often sit
+//! side by side under a parent that other jails' uids may traverse (`0711`
+//! or `0755`); a root only its own uid can enter keeps the others out,
+//! whatever the modes of the files inside.
+//!
+//! When a jail with a leased uid is dropped, [`give_back_root`] gives each
+//! workspace root it handed over back to the host process (still `0700`):
+//! a uid lease is returned and may later go to another jail, which would
+//! otherwise own the old workspace. The files inside keep the old uid
+//! until the next [`hand_over`], but nobody else can reach them through a
+//! root-owned `0700` root.
 
 use std::ffi::CStr;
 use std::io;
@@ -18,7 +31,7 @@ use std::path::Path;
 use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat};
 use nix::unistd::{Gid, Uid, fchownat};
 
 /// Deepest directory level visited; deeper entries keep their owner.
@@ -40,7 +53,42 @@ pub(crate) fn hand_over(root: &Path, uid: u32, gid: u32) -> io::Result<()> {
     if !owner.owns(&st) {
         chown_fd(&fd, &owner)?;
     }
+    if st.st_mode & 0o7777 != ROOT_MODE {
+        fchmod(&fd, Mode::from_bits_truncate(ROOT_MODE))?;
+    }
     walk(fd, &owner, 0)
+}
+
+/// The mode of a workspace root once handed over: only its owner enters.
+pub(crate) const ROOT_MODE: u32 = 0o700;
+
+/// Gives the workspace root at `root` back to `to_uid`:`to_gid` (mode
+/// `0700`) if `from_uid` owns it (see the module docs); the tree inside
+/// is left as it is.
+pub(crate) fn give_back_root(
+    root: &Path,
+    from_uid: u32,
+    to_uid: u32,
+    to_gid: u32,
+) -> io::Result<()> {
+    let fd = nix::fcntl::open(
+        root,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = fstat(&fd)?;
+    if st.st_uid != from_uid {
+        return Ok(());
+    }
+    fchmod(&fd, Mode::from_bits_truncate(ROOT_MODE))?;
+    fchownat(
+        fd.as_fd(),
+        c"",
+        Some(Uid::from_raw(to_uid)),
+        Some(Gid::from_raw(to_gid)),
+        AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?;
+    Ok(())
 }
 
 struct Owner {
@@ -172,16 +220,45 @@ mod tests {
         std::fs::write(outside.path().join("host"), "secret").unwrap();
         std::fs::hard_link(outside.path().join("host"), ws.path().join("linked")).unwrap();
         std::os::unix::fs::symlink(outside.path(), ws.path().join("sym")).unwrap();
+        std::fs::set_permissions(
+            ws.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         hand_over(ws.path(), 4242, 4343).unwrap();
         for p in ["", "a", "a/b", "a/b/f"] {
             let m = std::fs::metadata(ws.path().join(p)).unwrap();
             assert_eq!((m.uid(), m.gid()), (4242, 4343), "{p}");
         }
+        let root = std::fs::metadata(ws.path()).unwrap();
+        assert_eq!(
+            root.mode() & 0o7777,
+            0o700,
+            "only the sandbox enters the root"
+        );
+        assert_eq!(
+            std::fs::metadata(ws.path().join("a")).unwrap().mode() & 0o777,
+            0o755,
+            "the tree inside keeps its modes"
+        );
         let sym = std::fs::symlink_metadata(ws.path().join("sym")).unwrap();
         assert_eq!(sym.uid(), 4242, "the link itself is handed over");
         let outside_meta = std::fs::metadata(outside.path()).unwrap();
         assert_eq!(outside_meta.uid(), 0, "the symlink target is untouched");
         let host = std::fs::metadata(outside.path().join("host")).unwrap();
         assert_eq!(host.uid(), 0, "a hard-linked file keeps its owner");
+        // given back: the root only; another uid does not take it back
+        give_back_root(ws.path(), 999, 0, 0).unwrap();
+        assert_eq!(std::fs::metadata(ws.path()).unwrap().uid(), 4242);
+        give_back_root(ws.path(), 4242, 0, 0).unwrap();
+        let root = std::fs::metadata(ws.path()).unwrap();
+        assert_eq!(
+            (root.uid(), root.gid(), root.mode() & 0o7777),
+            (0, 0, 0o700)
+        );
+        assert_eq!(
+            std::fs::metadata(ws.path().join("a/b/f")).unwrap().uid(),
+            4242
+        );
     }
 }

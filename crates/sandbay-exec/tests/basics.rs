@@ -344,3 +344,29 @@ fn nix_is_root() -> bool {
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
 }
+
+/// `Jail::new_async` prepares the jail on the blocking pool: it works on a
+/// single-threaded runtime and gives the jail `Jail::new` would.
+#[tokio::test(flavor = "current_thread")]
+async fn new_async_prepares_the_same_jail() {
+    let level = sandbay_exec::Jail::probe();
+    if sandbay_exec::Jail::host_support().check(level).is_err() {
+        common::skip("no jail level on this host");
+        return;
+    }
+    let jail = sandbay_exec::Jail::new_async(sandbay_exec::JailConfig::new(level))
+        .await
+        .unwrap();
+    let sync = sandbay_exec::Jail::new(sandbay_exec::JailConfig::new(level)).unwrap();
+    let (a, b) = (jail.enforcement(), sync.enforcement());
+    assert_eq!(a.isolation, b.isolation);
+    assert_eq!(a.namespaces, b.namespaces);
+    assert_eq!(a.distinct_uid, b.distinct_uid);
+    let ws = workspace();
+    let o = run(&jail, ws.path(), "echo async", T).await;
+    assert_eq!(out(&o), "async\n");
+    let bad = sandbay_exec::Jail::new_async(sandbay_exec::JailConfig::new(Isolation::Container))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), ErrorCode::InvalidArgument);
+}

@@ -514,3 +514,27 @@ pub(crate) fn new_netns() -> io::Result<OwnedFd> {
         .join()
         .map_err(|_| io::Error::other("network namespace thread panicked"))?
 }
+
+/// Whether the file open at `fd` is the root of a mount, from `statx`'s
+/// `STATX_ATTR_MOUNT_ROOT` (Linux 5.8+, bind mounts included); `None` when
+/// the kernel does not tell.
+pub(crate) fn is_mount_root(fd: BorrowedFd<'_>) -> Option<bool> {
+    // SAFETY: `statx` is all zeroes-valid plain data.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor, an empty C string with AT_EMPTY_PATH (the
+    // descriptor itself), and a buffer we own of the size the call writes.
+    let rc = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            0,
+            &mut stx,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    (stx.stx_attributes_mask & bit != 0).then_some(stx.stx_attributes & bit != 0)
+}
