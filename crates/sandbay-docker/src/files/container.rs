@@ -196,7 +196,8 @@ impl ContainerFiles {
         match out.status {
             Status::Exit(0) => Ok(out.stdout),
             Status::Exit(c) => Err(script_error(path, c, &out.stderr, 0)),
-            _ => unreachable!("run() returns only exits"),
+            // run() passes on exits only; anything else is an i/o failure
+            _ => Err(script_error(path, code::IO, &[], 0)),
         }
     }
 
@@ -281,7 +282,8 @@ impl ContainerFiles {
         match out?.status {
             Status::Exit(0) => window,
             Status::Exit(c) => Err(script_error(path, c, &[], 0)),
-            _ => unreachable!("run() returns only exits"),
+            // run() passes on exits only; anything else is an i/o failure
+            _ => Err(script_error(path, code::IO, &[], 0)),
         }
     }
 
@@ -309,7 +311,8 @@ impl ContainerFiles {
             }
             Status::Exit(0) => Ok(out.stdout),
             Status::Exit(c) => Err(script_error(path, c, &out.stderr, limit)),
-            _ => unreachable!("run() returns only exits"),
+            // run() passes on exits only; anything else is an i/o failure
+            _ => Err(script_error(path, code::IO, &[], 0)),
         }
     }
 
