@@ -175,8 +175,12 @@ pub(crate) async fn grep(
             Some(sub)
         })
         .collect();
-    let mut results = stream::iter(&requests)
-        .map(|sub| async move { (sub, backend.grep(sub).await) })
+    // Indices, not references, go through the closure: a closure taking a
+    // reference would have to be general over its lifetime, which the
+    // `Send` check of callers' futures cannot prove.
+    let requests = &requests;
+    let mut results = stream::iter(0..requests.len())
+        .map(|i| async move { (&requests[i], backend.grep(&requests[i]).await) })
         .buffered(CONCURRENT_PARTS);
     let mut out = GrepOutput::default();
     let mut left = request.max_matches;
