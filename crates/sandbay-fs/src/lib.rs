@@ -75,8 +75,10 @@
 //! other users' files at `limits`), and [`HardLinkPolicy::Refuse`] refuses
 //! hard-linked files anyway. On a root host every run hands entries of the
 //! workspace not owned by the sandbox uid over to it (root keeps full
-//! access), so the owner of the files is the sandbox's uid. Disk usage is
-//! not capped beyond the size of one file.
+//! access), so the owner of the files is the sandbox's uid; a dropped
+//! sandbox gives the workspace root back to the host (see the
+//! `sandbay-exec` docs, "Workspace files"). Disk usage is not capped
+//! beyond the size of one file.
 //!
 //! # Capability checklist
 //!
