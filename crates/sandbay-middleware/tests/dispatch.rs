@@ -72,3 +72,17 @@ async fn unknown_tools_and_bad_arguments() {
         "Wrote 2 bytes (1 line) to /s.txt."
     );
 }
+
+/// Servers spawn tool calls on multi-threaded runtimes: the futures of
+/// every call must be `Send` (a compile-time check; nothing is awaited).
+#[test]
+fn call_futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    let tb = sandbay_middleware::Toolbox::new(std::sync::Arc::new(
+        sandbay_state::StateBackend::default(),
+    ));
+    send(tb.call("grep", json!({"pattern": "x"})));
+    send(tb.call_tool(ToolName::Glob, json!({"pattern": "*"})));
+    send(tb.call_tool(ToolName::EditFile, json!({})));
+    send(tb.call_batch(vec![("ls".to_owned(), json!({}))]));
+}
