@@ -116,11 +116,19 @@ pub(crate) async fn escapes(s: &Scenario) -> String {
             Err(e) => format!("`..` refused ({})", e.code()),
         },
     };
-    let Some(root) = &s.a1.host_root else {
-        return format!("{dotdot}; no symlinks");
+    // plant a link to a host file: from the host side when there is a host
+    // directory, else from inside with a command
+    let planted = match (&s.a1.host_root, &s.a1.sandbox) {
+        (Some(root), _) => {
+            std::os::unix::fs::symlink("/etc/passwd", root.join("passwd-link")).is_ok()
+        }
+        (None, Some(sb)) => matches!(
+            run(sb, "ln -s /etc/passwd passwd-link", 10).await,
+            Ok((_, Some(0)))
+        ),
+        (None, None) => return format!("{dotdot}; no symlinks"),
     };
-    let link = root.join("passwd-link");
-    if std::os::unix::fs::symlink("/etc/passwd", &link).is_err() {
+    if !planted {
         return format!("{dotdot}; symlink probe could not run");
     }
     let path = VPath::parse("/passwd-link").expect("valid");

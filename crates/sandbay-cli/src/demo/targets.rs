@@ -146,6 +146,82 @@ impl Target for FsTarget {
     }
 }
 
+/// One container per workspace on a reachable Docker daemon.
+struct DockerTarget {
+    client: sandbay_docker::DockerClient,
+    base: tempfile::TempDir,
+    sandboxes: tokio::sync::Mutex<Vec<Arc<sandbay_docker::DockerSandbox>>>,
+}
+
+impl Target for DockerTarget {
+    fn name(&self) -> String {
+        "docker".into()
+    }
+
+    fn open<'a>(
+        &'a self,
+        user: &'a str,
+        _session: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Workspace, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let config = sandbay_docker::DockerConfig::default()
+                .with_owner(format!("sandbay-demo-{user}"))
+                .with_workspace_base(self.base.path());
+            let sandbox = Arc::new(
+                sandbay_docker::DockerSandbox::create(&self.client, config)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            self.sandboxes.lock().await.push(sandbox.clone());
+            Ok(Workspace {
+                backend: sandbox.clone(),
+                sandbox: Some(sandbox as Arc<dyn Sandbox>),
+                host_root: None,
+            })
+        })
+    }
+
+    fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            for sandbox in self.sandboxes.lock().await.drain(..) {
+                if let Err(e) = sandbox.shutdown().await {
+                    eprintln!("demo: a container could not be removed: {e}");
+                }
+            }
+        })
+    }
+}
+
+/// The Docker target when a daemon answers (and a note on what it runs).
+async fn docker_target() -> Result<(Box<dyn Target>, Option<String>), String> {
+    let client = sandbay_docker::DockerClient::connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    client.ping().await.map_err(|e| e.to_string())?;
+    let base = tempfile::Builder::new()
+        .prefix("sandbay-demo-docker-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let c = sandbay_docker::DockerConfig::default();
+    let note = format!(
+        "one container per workspace ({}), {} MiB, {} CPUs, {} processes, network `{}`, read-only root, all capabilities dropped",
+        c.image,
+        c.memory_bytes >> 20,
+        c.nano_cpus as f64 / 1e9,
+        c.pids_limit,
+        c.network_mode
+    );
+    Ok((
+        Box::new(DockerTarget {
+            client,
+            base,
+            sandboxes: tokio::sync::Mutex::new(Vec::new()),
+        }),
+        Some(note),
+    ))
+}
+
 /// Every target available on this machine, each with an optional note.
 pub(crate) async fn available() -> Vec<(Box<dyn Target>, Option<String>)> {
     let jail = tokio::task::spawn_blocking(demo_jail)
@@ -172,6 +248,10 @@ pub(crate) async fn available() -> Vec<(Box<dyn Target>, Option<String>)> {
             Err(e) => eprintln!("demo: fs backend unavailable: {e}"),
         },
         Err(e) => eprintln!("demo: no temporary directory for the fs backend: {e}"),
+    }
+    match docker_target().await {
+        Ok(target) => targets.push(target),
+        Err(e) => eprintln!("demo: no Docker column ({e})"),
     }
     targets
 }
