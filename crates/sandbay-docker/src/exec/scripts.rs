@@ -44,7 +44,9 @@ __sb_sweep() {
   while [ "$__sb_i" -lt 200 ]; do
     __sb_ps=
     for __sb_f in /proc/[0-9]*/stat; do
-      read -r __sb_l < "$__sb_f" 2>/dev/null || continue
+      # the group's redirection is set up before the inner `<`, so a
+      # process that exited meanwhile leaves no "can't open" message
+      { read -r __sb_l < "$__sb_f"; } 2>/dev/null || continue
       __sb_p=${__sb_l%% *}
       case $__sb_p in "$__sb_me"|"$1"|1) continue ;; esac
       __sb_r=${__sb_l##*) }
@@ -127,7 +129,7 @@ pub(crate) const EXEC_KILLER: &str = r#"t=$1
 for d in /proc/[0-9]*; do
   p=${d#/proc/}
   [ "$p" = "$$" ] && continue
-  if tr '\0' '\n' < "$d/cmdline" 2>/dev/null | grep -qx -- "$t"; then
+  if { tr '\0' '\n' < "$d/cmdline"; } 2>/dev/null | grep -qx -- "$t"; then
     kill -KILL -"$p" 2>/dev/null
   fi
 done
