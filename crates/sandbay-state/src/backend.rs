@@ -193,8 +193,19 @@ impl Backend for StateBackend {
     }
 
     async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow> {
-        let data = Self::file_bytes(&self.read_tree(), path)?;
-        text::window_slice(path, &data, request, self.config.limits.max_window_bytes)
+        let text = match self.read_tree().get(path)? {
+            Node::File(f) => f.text.clone(),
+            Node::Dir(_) => return Err(Error::IsDirectory { path: path.clone() }),
+        };
+        match text {
+            // checked when written: no validation on the read path
+            Some(text) => Ok(text::window_text(
+                &text,
+                request,
+                self.config.limits.max_window_bytes,
+            )),
+            None => Err(Error::BinaryFile { path: path.clone() }),
+        }
     }
 
     async fn write(&self, path: &VPath, content: &str) -> Result<()> {
@@ -227,23 +238,24 @@ impl Backend for StateBackend {
     async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {
         let plan = GrepPlan::new(request)?;
         let limit = self.config.limits.max_text_file_bytes;
-        let mut files: Vec<(VPath, Arc<[u8]>)> = {
+        // only text files are searched; text-ness was checked on write
+        let mut files: Vec<(VPath, Arc<str>)> = {
             let tree = self.read_tree();
             let mut found = Vec::new();
             tree.get(&request.path)?.collect_files(&mut found);
             found
                 .into_iter()
                 .filter(|f| f.data.len() as u64 <= limit && plan.wants(&f.path))
-                .map(|f| (f.path.clone(), f.data.clone()))
+                .filter_map(|f| Some((f.path.clone(), f.text.clone()?)))
                 .collect()
         };
         files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut search = plan.start();
-        for (path, data) in &files {
+        for (path, text) in &files {
             if search.is_done() {
                 break;
             }
-            search.file(path, data);
+            search.text_file(path, text);
         }
         Ok(search.finish())
     }

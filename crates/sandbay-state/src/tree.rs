@@ -13,6 +13,34 @@ use sandbay_core::{DirEntry, EntryKind, Error, Result, VPath};
 pub(crate) struct FileNode {
     pub(crate) path: VPath,
     pub(crate) data: Arc<[u8]>,
+    /// The same bytes as a string when the file is text (checked once, on
+    /// write, so reads and greps skip the check); shares `data`'s buffer.
+    pub(crate) text: Option<Arc<str>>,
+}
+
+impl FileNode {
+    pub(crate) fn new(path: VPath, data: Arc<[u8]>) -> FileNode {
+        let (data, text) = shared_text(data);
+        FileNode { path, data, text }
+    }
+
+    pub(crate) fn set_data(&mut self, data: Arc<[u8]>) {
+        (self.data, self.text) = shared_text(data);
+    }
+}
+
+/// `data` and, when it is text, one `Arc<str>` with the same buffer.
+fn shared_text(data: Arc<[u8]>) -> (Arc<[u8]>, Option<Arc<str>>) {
+    if !sandbay_core::text::is_text(&data) {
+        return (data, None);
+    }
+    match std::str::from_utf8(&data) {
+        Ok(s) => {
+            let text: Arc<str> = Arc::from(s);
+            (Arc::from(text.clone()), Some(text))
+        }
+        Err(_) => (data, None),
+    }
 }
 
 /// A directory with its children, sorted by name in byte order.
@@ -192,10 +220,7 @@ impl Tree {
         let new = data.len() as u64;
         dir.children.insert(
             (*last).to_owned(),
-            Node::File(FileNode {
-                path: path.clone(),
-                data,
-            }),
+            Node::File(FileNode::new(path.clone(), data)),
         );
         self.total_bytes = self.total_bytes - old + new;
         Ok(())
@@ -251,7 +276,7 @@ impl Tree {
         match node {
             Node::File(f) if Arc::ptr_eq(&f.data, expected) => {
                 let (old, new) = (f.data.len() as u64, data.len() as u64);
-                f.data = data;
+                f.set_data(data);
                 self.total_bytes = self.total_bytes - old + new;
                 true
             }
@@ -353,8 +378,12 @@ mod tests {
     #[test]
     fn swap_only_when_unchanged() {
         let mut t = Tree::default();
-        let first = bytes("one");
-        t.put(&p("/x"), first.clone()).unwrap();
+        t.put(&p("/x"), bytes("one")).unwrap();
+        // the buffer the tree holds now (text is re-shared on store)
+        let first = match t.get(&p("/x")).unwrap() {
+            Node::File(f) => f.data.clone(),
+            Node::Dir(_) => unreachable!("a file was put"),
+        };
         assert!(t.swap_file(&p("/x"), &first, bytes("three")));
         assert_eq!(t.total_bytes(), 5);
         assert!(!t.swap_file(&p("/x"), &first, bytes("four")));

@@ -163,9 +163,20 @@ impl GrepSearch<'_> {
 
     /// Searches one file's bytes. Non-text content is skipped.
     pub fn file(&mut self, path: &VPath, bytes: &[u8]) {
-        if self.output.truncated || !super::is_text(bytes) {
-            return;
+        if !self.output.truncated && super::is_text(bytes) {
+            self.search(path, bytes);
         }
+    }
+
+    /// Searches a file the caller already knows is text (see
+    /// [`super::is_text`]), skipping the check.
+    pub fn text_file(&mut self, path: &VPath, text: &str) {
+        if !self.output.truncated {
+            self.search(path, text.as_bytes());
+        }
+    }
+
+    fn search(&mut self, path: &VPath, bytes: &[u8]) {
         let files_mode = self.plan.mode == GrepMode::FilesWithMatches;
         if files_mode && self.remaining == 0 {
             // the file limit is reached: one more matching file truncates

@@ -26,7 +26,7 @@ pub use glob::{GlobMatcher, finish_glob};
 pub use grep::{
     GrepPlan, GrepSearch, MAX_CONTEXT_LINES, MAX_GREP_LINE_BYTES, MAX_GREP_OUTPUT_BYTES,
 };
-pub use window::{Utf8Validator, window_lines, window_slice};
+pub use window::{Utf8Validator, window_lines, window_slice, window_text};
 
 /// Whether `bytes` is text in sandbay's sense: valid UTF-8, no NUL byte.
 ///

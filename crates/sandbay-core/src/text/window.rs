@@ -253,10 +253,27 @@ pub fn window_slice(
     request: ReadRequest,
     max_window_bytes: usize,
 ) -> Result<TextWindow> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) if !bytes.contains(&0) => text,
-        _ => return Err(Error::BinaryFile { path: path.clone() }),
-    };
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !bytes.contains(&0) => Ok(window_text(text, request, max_window_bytes)),
+        _ => Err(Error::BinaryFile { path: path.clone() }),
+    }
+}
+
+/// [`window_slice`] over a string the caller already knows is text (see
+/// [`super::is_text`]), skipping the validation: for stores that check
+/// once when a file is written rather than on every read.
+///
+/// ```
+/// use sandbay_core::{ReadRequest, text::window_text};
+/// let w = window_text("a\nb\n", ReadRequest::default(), 1024);
+/// assert_eq!(w.lines, ["a", "b"]);
+/// ```
+pub fn window_text(text: &str, request: ReadRequest, max_window_bytes: usize) -> TextWindow {
+    debug_assert!(
+        !text.as_bytes().contains(&0),
+        "window_text needs text without NUL"
+    );
+    let bytes = text.as_bytes();
     let mut window = WindowBuilder::new(request, max_window_bytes);
     let mut start = 0;
     for newline in memchr::memchr_iter(b'\n', bytes) {
@@ -266,7 +283,7 @@ pub fn window_slice(
             if !bytes.ends_with(b"\n") {
                 window.index += 1;
             }
-            return Ok(window.finish(request));
+            return window.finish(request);
         }
         window.line(&text[start..newline], true, false);
         start = newline + 1;
@@ -274,7 +291,7 @@ pub fn window_slice(
     if start < text.len() {
         window.line(&text[start..], false, false);
     }
-    Ok(window.finish(request))
+    window.finish(request)
 }
 
 #[cfg(test)]
