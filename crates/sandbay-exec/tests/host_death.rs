@@ -11,6 +11,9 @@ use common::{jail, procs_with, sleep_marker, wait_empty, workspace};
 use sandbay_core::{ExecRequest, Isolation};
 
 const HELPER_ENV: &str = "SANDBAY_EXEC_TEST_HELPER";
+/// The workspace the helper runs in: made (and removed) by the killing
+/// test, since the killed helper cannot clean up after itself.
+const HELPER_WS_ENV: &str = "SANDBAY_EXEC_TEST_HELPER_WS";
 
 /// Not a test on its own: the host process that the tests below kill. It
 /// runs the command in `SANDBAY_EXEC_TEST_HELPER` ("<level> <command>") and
@@ -26,10 +29,10 @@ async fn helper_host_process() {
         Isolation::Limits
     };
     let jail = jail(level, |_| {}).unwrap();
-    let ws = workspace();
+    let ws = std::path::PathBuf::from(std::env::var(HELPER_WS_ENV).expect("a workspace"));
     let _ = jail
         .run(
-            ws.path(),
+            &ws,
             ExecRequest::new(command).timeout(Duration::from_secs(120)),
         )
         .await;
@@ -51,9 +54,11 @@ async fn jails_die_with_the_host_process(level: Isolation) {
     } else {
         format!("exec sleep {m2}")
     };
+    let ws = workspace();
     let mut helper = Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "helper_host_process", "--nocapture"])
         .env(HELPER_ENV, format!("{} {command}", level.as_str()))
+        .env(HELPER_WS_ENV, ws.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
