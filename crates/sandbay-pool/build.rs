@@ -1,0 +1,1 @@
+../sandbay-docker/build.rs

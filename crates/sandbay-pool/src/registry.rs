@@ -1,0 +1,267 @@
+//! Sticky user -> sandbox assignment on top of a pool.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::SandboxFactory;
+use crate::error::PoolError;
+use crate::pool::{Lease, Pool};
+
+/// A user's sandbox as the [`Registry`] hands it out: shared by every
+/// caller working for that user at the same time.
+pub type UserSandbox<F> = Arc<Lease<F>>;
+
+/// How a [`Registry`] expires users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegistryConfig {
+    /// A user not seen for this long loses their sandbox at the next
+    /// [`Registry::evict_idle`]. Default 10 minutes.
+    pub idle_timeout: Duration,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// Sets [`RegistryConfig::idle_timeout`].
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+}
+
+struct Entry<F: SandboxFactory> {
+    lease: OnceCell<UserSandbox<F>>,
+    last_used: Mutex<Instant>,
+}
+
+impl<F: SandboxFactory> Entry<F> {
+    fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+    }
+}
+
+/// Gives each user one sandbox from a [`Pool`], the same one on every
+/// call until the user is [released](Registry::release) or
+/// [evicted](Registry::evict_idle) for being idle.
+///
+/// Concurrent first calls for one user wait for the same acquisition, so
+/// a user never gets two sandboxes by racing. Released sandboxes go back
+/// to the pool, which resets them before anyone else gets them. A caller
+/// still holding a [`UserSandbox`] keeps it working until it drops it;
+/// only then is it reset.
+///
+/// # Example
+///
+/// ```
+/// # use async_trait::async_trait;
+/// # use sandbay_core::{Backend, BackendExt, Result, VPath};
+/// # use sandbay_pool::{Pool, PoolConfig, Registry, RegistryConfig, SandboxFactory, clear_workspace};
+/// # use sandbay_state::StateBackend;
+/// # struct Memory;
+/// # #[async_trait]
+/// # impl SandboxFactory for Memory {
+/// #     type Sandbox = StateBackend;
+/// #     async fn create(&self) -> Result<StateBackend> { Ok(StateBackend::default()) }
+/// #     async fn reset(&self, s: &StateBackend) -> Result<()> { clear_workspace(s).await.map(drop) }
+/// #     async fn destroy(&self, _s: StateBackend) -> Result<()> { Ok(()) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+/// let pool = Pool::new(Memory, PoolConfig::default())?;
+/// let registry = Registry::new(pool, RegistryConfig::default());
+/// let notes = VPath::parse("/notes.txt")?;
+///
+/// registry.get("alice").await?.write(&notes, "alice's").await?;
+/// assert_eq!(registry.get("alice").await?.read_to_string(&notes).await?, "alice's");
+/// assert!(!registry.get("bob").await?.exists(&notes).await?);
+///
+/// registry.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Registry<F: SandboxFactory> {
+    pool: Pool<F>,
+    config: RegistryConfig,
+    users: Mutex<HashMap<String, Arc<Entry<F>>>>,
+}
+
+impl<F: SandboxFactory> fmt::Debug for Registry<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("config", &self.config)
+            .field("users", &self.len())
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+impl<F: SandboxFactory> Registry<F> {
+    /// A registry drawing from `pool`.
+    pub fn new(pool: Pool<F>, config: RegistryConfig) -> Registry<F> {
+        Registry {
+            pool,
+            config,
+            users: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The pool behind this registry.
+    pub fn pool(&self) -> &Pool<F> {
+        &self.pool
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Entry<F>>>> {
+        // the map is consistent after any panic (insert/remove only)
+        self.users.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The user's sandbox, taken from the pool on first use.
+    ///
+    /// # Errors
+    ///
+    /// What [`Pool::acquire`] returns; the next call tries again.
+    pub async fn get(&self, user: &str) -> Result<UserSandbox<F>, PoolError> {
+        let entry = Arc::clone(self.lock().entry(user.to_owned()).or_insert_with(|| {
+            Arc::new(Entry {
+                lease: OnceCell::new(),
+                last_used: Mutex::new(Instant::now()),
+            })
+        }));
+        let got = entry
+            .lease
+            .get_or_try_init(|| async { self.pool.acquire().await.map(Arc::new) })
+            .await;
+        match got {
+            Ok(lease) => {
+                entry.touch();
+                Ok(Arc::clone(lease))
+            }
+            Err(e) => {
+                let mut users = self.lock();
+                if users.get(user).is_some_and(|current| {
+                    Arc::ptr_eq(current, &entry) && current.lease.get().is_none()
+                }) {
+                    users.remove(user);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the user's assignment. Returns whether the user had one. The
+    /// sandbox goes back to the pool (and is reset) once no caller holds
+    /// it any more.
+    pub fn release(&self, user: &str) -> bool {
+        let removed = self.lock().remove(user);
+        removed.is_some()
+    }
+
+    /// Releases every user idle for longer than
+    /// [`RegistryConfig::idle_timeout`]; returns how many.
+    pub fn evict_idle(&self) -> usize {
+        let timeout = self.config.idle_timeout;
+        let evicted: Vec<_> = {
+            let mut users = self.lock();
+            let stale: Vec<String> = users
+                .iter()
+                .filter(|(_, e)| e.lease.initialized() && e.idle_for() >= timeout)
+                .map(|(user, _)| user.clone())
+                .collect();
+            stale.iter().filter_map(|u| users.remove(u)).collect()
+        };
+        if !evicted.is_empty() {
+            tracing::debug!(users = evicted.len(), "idle users released");
+        }
+        evicted.len()
+    }
+
+    /// The users that have a sandbox now, sorted.
+    pub fn users(&self) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.lease.initialized())
+            .map(|(u, _)| u.clone())
+            .collect();
+        users.sort();
+        users
+    }
+
+    /// How many users have a sandbox now.
+    pub fn len(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|e| e.lease.initialized())
+            .count()
+    }
+
+    /// Whether no user has a sandbox.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Releases every user, then shuts the pool down (see
+    /// [`Pool::shutdown`]).
+    pub async fn shutdown(&self) {
+        self.pool.close();
+        let users: Vec<_> = self.lock().drain().collect();
+        drop(users);
+        self.pool.shutdown().await;
+    }
+}
+
+impl<F: SandboxFactory> Registry<F>
+where
+    F::Sandbox: Send + Sync,
+{
+    /// Calls [`Registry::evict_idle`] every `every` in the background
+    /// until the returned handle or the registry is dropped.
+    pub fn spawn_reaper(self: &Arc<Self>, every: Duration) -> Reaper {
+        let registry: Weak<Self> = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(registry) = registry.upgrade() else {
+                    return;
+                };
+                registry.evict_idle();
+            }
+        });
+        Reaper { task }
+    }
+}
+
+/// The background task of [`Registry::spawn_reaper`]; stops when dropped.
+#[derive(Debug)]
+pub struct Reaper {
+    task: JoinHandle<()>,
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,453 @@
+//! The pool and the registry over real workspaces on disk (the fs
+//! backend), no Docker needed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sandbay_core::{Backend, BackendExt, Error, Result, VPath};
+use sandbay_fs::{FsBackend, FsProvider};
+use sandbay_pool::{
+    Pool, PoolConfig, PoolError, Recycled, Registry, RegistryConfig, SandboxFactory,
+    clear_workspace,
+};
+
+/// A workspace directory per sandbox under one base: what a pool of
+/// local workspaces is. It counts what is alive, so the tests can check
+/// the bound and the clean-up on the real disk.
+struct DirFactory {
+    provider: FsProvider,
+    next: AtomicU64,
+    live: AtomicUsize,
+    peak: AtomicUsize,
+    base: std::path::PathBuf,
+}
+
+/// A sandbox of [`DirFactory`]: the backend and its directory name.
+struct Workspace {
+    backend: FsBackend,
+    name: String,
+}
+
+impl std::ops::Deref for Workspace {
+    type Target = FsBackend;
+    fn deref(&self) -> &FsBackend {
+        &self.backend
+    }
+}
+
+/// A file a test plants to make the next reset fail.
+const JAMMED: &str = "/.jammed";
+
+impl DirFactory {
+    async fn new(base: &std::path::Path) -> DirFactory {
+        DirFactory {
+            provider: FsProvider::open(base).await.expect("provider"),
+            next: AtomicU64::new(0),
+            live: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            base: base.to_path_buf(),
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Workspace directories on disk now.
+    fn dirs_on_disk(&self) -> usize {
+        let user = self.base.join(FsProvider::dir_name("pool").unwrap());
+        std::fs::read_dir(user).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl SandboxFactory for DirFactory {
+    type Sandbox = Workspace;
+
+    async fn create(&self) -> Result<Workspace> {
+        let name = format!("ws{}", self.next.fetch_add(1, Ordering::SeqCst));
+        let backend = self.provider.session("pool", &name).await?;
+        let live = self.live.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(live, Ordering::SeqCst);
+        Ok(Workspace { backend, name })
+    }
+
+    async fn reset(&self, ws: &Workspace) -> Result<()> {
+        if ws.exists(&VPath::parse(JAMMED)?).await? {
+            return Err(Error::Unavailable {
+                message: "jammed".into(),
+            });
+        }
+        clear_workspace(&ws.backend).await.map(drop)
+    }
+
+    async fn destroy(&self, ws: Workspace) -> Result<()> {
+        self.provider.remove_session("pool", &ws.name).await?;
+        self.live.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn p(s: &str) -> VPath {
+    VPath::parse(s).unwrap()
+}
+
+async fn new_pool(config: PoolConfig) -> (Pool<DirFactory>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let factory = DirFactory::new(dir.path()).await;
+    (Pool::new(factory, config).expect("valid config"), dir)
+}
+
+/// Waits until `cond` holds (background work), failing after 10 s.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("still not true after 10 s: {what}");
+}
+
+#[tokio::test]
+async fn a_returned_sandbox_is_reset_before_reuse() {
+    let (pool, _dir) = new_pool(PoolConfig::default().with_max_size(1)).await;
+    let lease = pool.acquire().await.unwrap();
+    lease.write(&p("/secret.txt"), "user A").await.unwrap();
+    lease
+        .write(&p("/deep/er/file.txt"), "user A")
+        .await
+        .unwrap();
+    let name = lease.name.clone();
+    assert_eq!(lease.release().await, Recycled::Returned);
+
+    let again = pool.acquire().await.unwrap();
+    assert_eq!(
+        again.name, name,
+        "max_size 1: the same workspace comes back"
+    );
+    assert_eq!(again.uses(), 1);
+    assert!(again.ls(&VPath::root()).await.unwrap().is_empty());
+    let status = pool.status();
+    assert_eq!(
+        (status.created, status.reused, status.resets),
+        (1, 1, 1),
+        "{status:?}"
+    );
+    drop(again);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dropped_lease_comes_back_in_the_background() {
+    let (pool, _dir) = new_pool(PoolConfig::default().with_max_size(1)).await;
+    let lease = pool.acquire().await.unwrap();
+    lease.write(&p("/a.txt"), "x").await.unwrap();
+    drop(lease);
+    eventually("the sandbox is idle again", || pool.status().idle == 1).await;
+    let again = pool.acquire().await.unwrap();
+    assert!(!again.exists(&p("/a.txt")).await.unwrap());
+    drop(again);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_pool_is_bounded_and_a_waiter_gets_the_next_free_sandbox() {
+    let config = PoolConfig::default()
+        .with_max_size(2)
+        .with_acquire_timeout(Duration::from_millis(200));
+    let (pool, _dir) = new_pool(config).await;
+    let a = pool.acquire().await.unwrap();
+    let b = pool.acquire().await.unwrap();
+    match pool.acquire().await {
+        Err(PoolError::Exhausted { max_size, waited }) => {
+            assert_eq!(max_size, 2);
+            assert!(waited >= Duration::from_millis(200), "{waited:?}");
+        }
+        other => panic!("expected exhausted, got {other:?}"),
+    }
+    let core: Error = PoolError::Exhausted {
+        max_size: 2,
+        waited: Duration::from_millis(200),
+    }
+    .into();
+    assert_eq!(core.code().as_str(), "unavailable");
+
+    // a waiter wakes up when a lease is returned
+    let waiter = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.acquire().await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a.write(&p("/left-behind"), "A").await.unwrap();
+    drop(a);
+    let c = waiter.await.unwrap().expect("the returned sandbox");
+    assert!(!c.exists(&p("/left-behind")).await.unwrap());
+    assert!(pool.factory().peak.load(Ordering::SeqCst) <= 2);
+    drop((b, c));
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failed_reset_destroys_the_sandbox() {
+    let (pool, _dir) = new_pool(PoolConfig::default().with_max_size(1)).await;
+    let lease = pool.acquire().await.unwrap();
+    lease.write(&p(JAMMED), "").await.unwrap();
+    let name = lease.name.clone();
+    assert_eq!(lease.release().await, Recycled::Destroyed);
+    let status = pool.status();
+    assert_eq!(
+        (status.reset_failures, status.destroyed, status.live),
+        (1, 1, 0)
+    );
+    assert_eq!(
+        pool.factory().dirs_on_disk(),
+        0,
+        "the workspace is gone from disk"
+    );
+    let fresh = pool.acquire().await.unwrap();
+    assert_ne!(fresh.name, name);
+    assert!(fresh.ls(&VPath::root()).await.unwrap().is_empty());
+    drop(fresh);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn max_uses_and_max_age_retire_sandboxes() {
+    let (pool, _dir) = new_pool(PoolConfig::default().with_max_uses(Some(2))).await;
+    let first = pool.acquire().await.unwrap();
+    let name = first.name.clone();
+    assert_eq!(first.release().await, Recycled::Returned);
+    let second = pool.acquire().await.unwrap();
+    assert_eq!(second.name, name);
+    assert_eq!(
+        second.release().await,
+        Recycled::Destroyed,
+        "second use was the last"
+    );
+    let third = pool.acquire().await.unwrap();
+    assert_ne!(third.name, name);
+    drop(third);
+    pool.shutdown().await;
+
+    let config = PoolConfig::default().with_max_age(Some(Duration::from_millis(100)));
+    let (pool, _dir) = new_pool(config).await;
+    let lease = pool.acquire().await.unwrap();
+    let name = lease.name.clone();
+    assert_eq!(lease.release().await, Recycled::Returned);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let young = pool.acquire().await.unwrap();
+    assert_ne!(
+        young.name, name,
+        "an expired idle sandbox is not handed out"
+    );
+    eventually("the expired one is destroyed", || {
+        pool.status().destroyed == 1
+    })
+    .await;
+    drop(young);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn min_idle_is_warmed_and_kept_up() {
+    let config = PoolConfig::default().with_max_size(4).with_min_idle(2);
+    let (pool, _dir) = new_pool(config).await;
+    pool.warm().await.unwrap();
+    assert_eq!((pool.status().idle, pool.status().created), (2, 2));
+    let lease = pool.acquire().await.unwrap();
+    assert_eq!(pool.status().reused, 1, "served from the warm ones");
+    eventually("refilled to two idle", || pool.status().idle == 2).await;
+    assert_eq!(pool.status().created, 3);
+    drop(lease);
+    eventually("three idle after the return", || pool.status().idle == 3).await;
+    pool.shutdown().await;
+    assert_eq!(pool.factory().live(), 0);
+}
+
+#[tokio::test]
+async fn shutdown_destroys_everything_and_refuses_new_leases() {
+    let config = PoolConfig::default().with_max_size(5).with_min_idle(2);
+    let (pool, _dir) = new_pool(config).await;
+    pool.warm().await.unwrap();
+    let held = pool.acquire().await.unwrap();
+    let other = pool.acquire().await.unwrap();
+    other.write(&p("/x"), "x").await.unwrap();
+    drop(other); // being reset while the pool shuts down
+    pool.shutdown().await;
+    assert!(matches!(pool.acquire().await, Err(PoolError::Closed)));
+    assert_eq!(pool.factory().live(), 1, "only the held lease is alive");
+    drop(held);
+    eventually("the last lease is destroyed", || pool.factory().live() == 0).await;
+    assert_eq!(pool.factory().dirs_on_disk(), 0);
+    let status = pool.status();
+    assert_eq!(status.created, status.destroyed, "{status:?}");
+    assert_eq!(status.live, 0);
+}
+
+#[tokio::test]
+async fn a_dropped_pool_destroys_its_idle_sandboxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let factory = Arc::new(DirFactory::new(dir.path()).await);
+    struct Shared(Arc<DirFactory>);
+    #[async_trait]
+    impl SandboxFactory for Shared {
+        type Sandbox = Workspace;
+        async fn create(&self) -> Result<Workspace> {
+            self.0.create().await
+        }
+        async fn reset(&self, ws: &Workspace) -> Result<()> {
+            self.0.reset(ws).await
+        }
+        async fn destroy(&self, ws: Workspace) -> Result<()> {
+            self.0.destroy(ws).await
+        }
+    }
+    let pool = Pool::new(
+        Shared(Arc::clone(&factory)),
+        PoolConfig::default().with_min_idle(3),
+    )
+    .unwrap();
+    pool.warm().await.unwrap();
+    assert_eq!(factory.live(), 3);
+    drop(pool);
+    eventually("idle sandboxes destroyed", || factory.live() == 0).await;
+    assert_eq!(factory.dirs_on_disk(), 0);
+}
+
+#[tokio::test]
+async fn bad_configurations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (config, needle) in [
+        (PoolConfig::default().with_max_size(0), "max_size"),
+        (
+            PoolConfig::default().with_max_size(2).with_min_idle(3),
+            "min_idle",
+        ),
+        (PoolConfig::default().with_max_uses(Some(0)), "max_uses"),
+    ] {
+        let factory = DirFactory::new(dir.path()).await;
+        let err = Pool::new(factory, config).unwrap_err();
+        assert!(err.to_string().contains(needle), "{err}");
+        let core: Error = err.into();
+        assert_eq!(core.code().as_str(), "invalid_argument");
+    }
+}
+
+/// Many users hammer a small pool: the bound holds and no one ever gets
+/// a workspace with anything of the user before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_users_never_see_a_previous_users_files() {
+    let config = PoolConfig::default()
+        .with_max_size(3)
+        .with_min_idle(1)
+        .with_acquire_timeout(Duration::from_secs(20));
+    let (pool, _dir) = new_pool(config).await;
+    let mut tasks = Vec::new();
+    for user in 0..8 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..15 {
+                let lease = pool.acquire().await.expect("acquire");
+                let seen = lease.ls(&VPath::root()).await.unwrap();
+                assert!(seen.is_empty(), "user {user} round {round} found {seen:?}");
+                let file = p(&format!("/u{user}/r{round}.txt"));
+                lease.write(&file, "mine").await.unwrap();
+                tokio::task::yield_now().await;
+                assert_eq!(lease.read_to_string(&file).await.unwrap(), "mine");
+                if round % 2 == 0 {
+                    drop(lease);
+                } else {
+                    lease.release().await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("a user task failed");
+    }
+    let peak = pool.factory().peak.load(Ordering::SeqCst);
+    assert!(peak <= 3, "peak {peak} above max_size");
+    let status = pool.status();
+    assert_eq!(status.reset_failures, 0);
+    assert!(status.reused > status.created, "{status:?}");
+    pool.shutdown().await;
+    assert_eq!(pool.factory().live(), 0);
+    assert_eq!(pool.factory().dirs_on_disk(), 0);
+}
+
+#[tokio::test]
+async fn the_registry_gives_each_user_one_sandbox() {
+    let (pool, _dir) = new_pool(PoolConfig::default().with_max_size(4)).await;
+    let registry = Registry::new(pool, RegistryConfig::default());
+    let notes = p("/notes.txt");
+
+    // concurrent first calls for one user share one acquisition
+    let (a1, a2) = tokio::join!(registry.get("alice"), registry.get("alice"));
+    let (a1, a2) = (a1.unwrap(), a2.unwrap());
+    assert!(Arc::ptr_eq(&a1, &a2));
+    assert_eq!(registry.pool().status().created, 1);
+
+    a1.write(&notes, "alice's").await.unwrap();
+    let b = registry.get("bob").await.unwrap();
+    assert_ne!(a1.name, b.name);
+    assert!(
+        !b.exists(&notes).await.unwrap(),
+        "bob cannot see alice's file"
+    );
+    assert_eq!(registry.users(), ["alice", "bob"]);
+    assert_eq!(registry.len(), 2);
+
+    // released: reset once the last holder lets go, then reused by carol
+    let alice_ws = a1.name.clone();
+    assert!(registry.release("alice"));
+    assert!(!registry.release("alice"));
+    assert_eq!(
+        a1.read_to_string(&notes).await.unwrap(),
+        "alice's",
+        "a holder keeps working"
+    );
+    drop((a1, a2));
+    eventually("alice's sandbox is idle", || {
+        registry.pool().status().idle == 1
+    })
+    .await;
+    let carol = registry.get("carol").await.unwrap();
+    assert_eq!(carol.name, alice_ws, "the reset sandbox is reused");
+    assert!(!carol.exists(&notes).await.unwrap());
+    drop((b, carol));
+    registry.shutdown().await;
+    assert_eq!(registry.pool().factory().live(), 0);
+    assert!(registry.is_empty());
+}
+
+#[tokio::test]
+async fn idle_users_are_evicted_and_failures_are_retried() {
+    let config = PoolConfig::default()
+        .with_max_size(1)
+        .with_acquire_timeout(Duration::from_millis(50));
+    let (pool, _dir) = new_pool(config).await;
+    let registry = Arc::new(Registry::new(
+        pool,
+        RegistryConfig::default().with_idle_timeout(Duration::from_secs(1)),
+    ));
+    drop(registry.get("alice").await.unwrap());
+    // the pool has one place, held by alice: bob waits and fails
+    assert!(matches!(
+        registry.get("bob").await,
+        Err(PoolError::Exhausted { .. })
+    ));
+    assert_eq!(registry.users(), ["alice"], "a failed get leaves no entry");
+
+    assert_eq!(registry.evict_idle(), 0, "alice is not idle yet");
+    let reaper = registry.spawn_reaper(Duration::from_millis(20));
+    eventually("alice evicted", || registry.is_empty()).await;
+    eventually("her sandbox is back", || registry.pool().status().idle == 1).await;
+    let bob = registry.get("bob").await.expect("bob gets the freed place");
+    assert_eq!(registry.users(), ["bob"]);
+    drop((bob, reaper));
+    registry.shutdown().await;
+    assert_eq!(registry.pool().factory().live(), 0);
+}
