@@ -16,8 +16,10 @@ pub const POOL_OWNER: &str = "sandbay-pool";
 /// script's own ancestry (the command runner that runs it), round after
 /// round until none is left, so a fork bomb's children are caught too;
 /// then empties `/tmp`. Each round stops what it found before killing it,
-/// so no parent reacts to a child's death. Exits non-zero when processes
-/// survive.
+/// so no parent reacts to a child's death. Gives the owner back access to
+/// whatever the user locked with `chmod` (symlinks are not followed), so
+/// the workspace can be emptied. Exits non-zero when processes survive or
+/// `/tmp` cannot be emptied.
 const RESET_SCRIPT: &str = r#"keep=" 1 "
 p=$$
 while [ "$p" -gt 1 ] 2>/dev/null; do
@@ -45,6 +47,7 @@ while :; do
   kill -STOP $found 2>/dev/null
   kill -KILL $found 2>/dev/null
 done
+chmod -R u+rwX /workspace /tmp 2>/dev/null
 cd /tmp && rm -rf -- ./* ./.[!.]* ./..?* 2>/dev/null
 left=$(ls -A /tmp)
 if [ -n "$left" ]; then

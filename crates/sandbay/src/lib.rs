@@ -11,6 +11,7 @@
 //! | `fs` | yes | [`fs`] | one host directory per user, jailed by capabilities |
 //! | `exec` | no | `exec` | the local process jail behind `execute` |
 //! | `docker` | no | `docker` | one container per user |
+//! | `pool` | no | `pool` | warm pools and a per-user registry (with `docker`: pooled containers) |
 //! | `middleware` | no | `middleware` | agent tools with JSON schemas |
 //! | `mcp` | no | `mcp` | the agent tools as an MCP server over stdio |
 //! | `full` | no | all of the above | |
@@ -54,6 +55,10 @@ pub use sandbay_exec as exec;
 #[cfg(feature = "docker")]
 #[doc(inline)]
 pub use sandbay_docker as docker;
+
+#[cfg(feature = "pool")]
+#[doc(inline)]
+pub use sandbay_pool as pool;
 
 #[cfg(feature = "middleware")]
 #[doc(inline)]
