@@ -352,5 +352,73 @@ pub(crate) async fn run(report: &mut Report) {
         files(&client, mode, report).await;
     }
     concurrent_users(&client, report).await;
+    pooled(&client, report).await;
     cleanup(&client).await;
+}
+
+/// A warm pool: acquiring a ready container against creating one, and
+/// the reset a returned container gets before reuse.
+async fn pooled(client: &DockerClient, report: &mut Report) {
+    use sandbay_pool::{DockerFactory, Pool, PoolConfig, Recycled};
+    let n = 20;
+    let factory = DockerFactory::new(client.clone(), config(FileMode::Bind));
+    let pool =
+        Pool::new(factory, PoolConfig::default().with_max_size(n)).expect("a valid pool config");
+    let mut leases = Vec::with_capacity(n);
+    let mut samples = Vec::with_capacity(n);
+    let wall = Instant::now();
+    for _ in 0..n {
+        let start = Instant::now();
+        leases.push(pool.acquire().await.expect("cold acquire"));
+        samples.push(start.elapsed());
+    }
+    let stats = Stats::from_samples(samples, wall.elapsed());
+    report.add(
+        SECTION,
+        "pool",
+        "acquire, cold",
+        stats,
+        "empty pool: create+start",
+    );
+    // a user's leftovers for each reset to remove
+    for lease in &leases {
+        lease
+            .execute(ExecRequest::new(
+                "echo x > /tmp/t; mkdir -p d/e; echo y > d/e/f; (sleep 300 &); setsid sleep 301 &",
+            ))
+            .await
+            .expect("leave leftovers");
+    }
+    let mut samples = Vec::with_capacity(n);
+    let wall = Instant::now();
+    for lease in leases.drain(..) {
+        let start = Instant::now();
+        assert_eq!(lease.release().await, Recycled::Returned, "reset failed");
+        samples.push(start.elapsed());
+    }
+    let stats = Stats::from_samples(samples, wall.elapsed());
+    report.add(
+        SECTION,
+        "pool",
+        "release (reset)",
+        stats,
+        "kill 2 stray processes, empty /tmp and the workspace; off the request path",
+    );
+    let mut samples = Vec::with_capacity(n);
+    let wall = Instant::now();
+    for _ in 0..n {
+        let start = Instant::now();
+        leases.push(pool.acquire().await.expect("warm acquire"));
+        samples.push(start.elapsed());
+    }
+    let stats = Stats::from_samples(samples, wall.elapsed());
+    report.add(
+        SECTION,
+        "pool",
+        "acquire, warm",
+        stats,
+        "a reset container is ready",
+    );
+    drop(leases);
+    pool.shutdown().await;
 }
