@@ -188,13 +188,22 @@ impl FsProvider {
             .join(Self::dir_name(session)?))
     }
 
-    /// Deletes one session's directory with all its files.
+    /// Deletes one session's directory with all its files, and the
+    /// user's directory with it when that was the user's last session
+    /// (a later [`FsProvider::session`] makes it again).
     ///
     /// # Errors
     /// `not_found` if it does not exist.
     pub async fn remove_session(&self, user: &str, session: &str) -> Result<()> {
-        let names = [Self::dir_name(user)?, Self::dir_name(session)?];
-        self.remove(names.to_vec()).await
+        let user = Self::dir_name(user)?;
+        let names = vec![user.clone(), Self::dir_name(session)?];
+        self.remove(names).await?;
+        let base = Arc::clone(&self.base);
+        // `rmdir` removes only an empty directory, atomically: another
+        // session keeps it, and a session being made meanwhile starts over
+        // (see `open_or_create`).
+        let _ = tokio::task::spawn_blocking(move || base.remove_dir(&user)).await;
+        Ok(())
     }
 
     /// Deletes a user's directory with all sessions in it.
@@ -274,8 +283,40 @@ impl FsProvider {
 
 /// Opens `base/names[0]/names[1]/...`, creating missing levels, never
 /// following a symlink.
+/// How often [`open_or_create`] starts over when a concurrent removal
+/// takes a directory away under it.
+const CREATE_ATTEMPTS: usize = 16;
+
 fn open_or_create(base: &Dir, names: &[String]) -> Result<Dir> {
-    let mut dir = base.try_clone().map_err(provider_io)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_open_or_create(base, names) {
+            // A user directory is removed when its last session goes
+            // (`remove_session`): when that happens between our opening it
+            // and making the session inside, start again from the base.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < CREATE_ATTEMPTS => {}
+            Err(e) => {
+                return Err(
+                    if e.kind() == io::ErrorKind::NotADirectory
+                        || e.raw_os_error() == Some(libc::ELOOP)
+                    {
+                        Error::PermissionDenied {
+                            path: sandbay_core::VPath::root(),
+                            reason: "the workspace directory is not a plain directory".into(),
+                        }
+                    } else {
+                        provider_io(e)
+                    },
+                );
+            }
+            Ok(dir) => return Ok(dir),
+        }
+    }
+}
+
+fn try_open_or_create(base: &Dir, names: &[String]) -> io::Result<Dir> {
+    let mut dir = base.try_clone()?;
     for (i, name) in names.iter().enumerate() {
         // A workspace is private to its owner (0700); the levels above it
         // can be traversed but not listed (0711), so one user's command
@@ -288,18 +329,9 @@ fn open_or_create(base: &Dir, names: &[String]) -> Result<Dir> {
         match dir.create_dir_with(name, &builder) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(provider_io(e)),
+            Err(e) => return Err(e),
         }
-        dir = dir.open_dir_nofollow(name).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotADirectory || e.raw_os_error() == Some(libc::ELOOP) {
-                Error::PermissionDenied {
-                    path: sandbay_core::VPath::root(),
-                    reason: "the workspace directory is not a plain directory".into(),
-                }
-            } else {
-                provider_io(e)
-            }
-        })?;
+        dir = dir.open_dir_nofollow(name)?;
     }
     Ok(dir)
 }

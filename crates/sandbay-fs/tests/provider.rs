@@ -134,3 +134,48 @@ async fn open_errors_name_no_host_path() {
     assert_eq!(err.code().as_str(), "unavailable");
     assert!(!err.to_string().contains("missing"), "{err}");
 }
+
+#[tokio::test]
+async fn a_users_directory_goes_with_the_last_session() {
+    let base = tempfile::tempdir().unwrap();
+    let provider = FsProvider::open(base.path()).await.unwrap();
+    provider.session("alice", "one").await.unwrap();
+    provider.session("alice", "two").await.unwrap();
+    let alice = base.path().join("alice");
+    provider.remove_session("alice", "one").await.unwrap();
+    assert!(alice.is_dir(), "session two still lives there");
+    provider.remove_session("alice", "two").await.unwrap();
+    assert!(!alice.exists(), "no empty user directory is left behind");
+    // and it comes back on demand
+    provider.session("alice", "three").await.unwrap();
+    assert!(alice.join("three").is_dir());
+}
+
+/// Sessions of one user made while others are removed: the removal of
+/// the (momentarily empty) user directory never makes a creation fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_and_removing_sessions_of_one_user_concurrently() {
+    let base = tempfile::tempdir().unwrap();
+    let provider = FsProvider::open(base.path()).await.unwrap();
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let provider = provider.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..300 {
+                let session = format!("w{worker}-{i}");
+                provider
+                    .session("bob", &session)
+                    .await
+                    .unwrap_or_else(|e| panic!("create {session}: {e}"));
+                provider
+                    .remove_session("bob", &session)
+                    .await
+                    .unwrap_or_else(|e| panic!("remove {session}: {e}"));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(!base.path().join("bob").exists());
+}
