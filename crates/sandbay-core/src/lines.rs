@@ -34,6 +34,12 @@ impl Lines {
         Lines::default()
     }
 
+    /// Reserves room for `lines` more lines of `bytes` bytes in total.
+    pub fn reserve(&mut self, bytes: usize, lines: usize) {
+        self.text.reserve(bytes);
+        self.ends.reserve(lines);
+    }
+
     /// Appends one line (which should not contain `\n`).
     pub fn push(&mut self, line: &str) {
         self.text.push_str(line);

@@ -274,7 +274,16 @@ pub fn window_text(text: &str, request: ReadRequest, max_window_bytes: usize) ->
         "window_text needs text without NUL"
     );
     let bytes = text.as_bytes();
+    if request.offset == 0 && text.len() < max_window_bytes {
+        return whole_text_window(text, request);
+    }
     let mut window = WindowBuilder::new(request, max_window_bytes);
+    // one allocation each for the text and the line ends in the common
+    // case of a window that takes the whole file
+    window.lines.reserve(
+        text.len().min(max_window_bytes),
+        request.limit.min(text.len() / 8 + 1).min(4096),
+    );
     let mut start = 0;
     for newline in memchr::memchr_iter(b'\n', bytes) {
         if window.index >= window.end || window.closed {
@@ -292,6 +301,52 @@ pub fn window_text(text: &str, request: ReadRequest, max_window_bytes: usize) ->
         window.line(&text[start..], false, false);
     }
     window.finish(request)
+}
+
+/// [`window_text`] from the first line when the whole text fits the
+/// byte budget (every line costs at most its bytes plus one, so the
+/// budget cannot end the window): only the line limit applies. The
+/// hottest read of an agent, a small file from the top, takes this path.
+fn whole_text_window(text: &str, request: ReadRequest) -> TextWindow {
+    let bytes = text.as_bytes();
+    let mut lines = Lines::new();
+    lines.reserve(text.len(), request.limit.min(text.len() / 32 + 1).min(4096));
+    let mut start = 0;
+    let mut newlines = memchr::memchr_iter(b'\n', bytes);
+    let mut total = 0;
+    while total < request.limit {
+        match newlines.next() {
+            Some(newline) => {
+                let line = &text[start..newline];
+                lines.push(line.strip_suffix('\r').unwrap_or(line));
+                start = newline + 1;
+                total += 1;
+            }
+            None => break,
+        }
+    }
+    let taken = lines.len();
+    if taken < request.limit {
+        if start < text.len() {
+            // the last line, without a newline
+            lines.push(&text[start..]);
+            total += 1;
+        }
+    } else {
+        // past the window: only count what is left
+        total += newlines.count();
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            total += 1;
+        }
+    }
+    let taken = lines.len();
+    TextWindow {
+        offset: 0,
+        lines,
+        total_lines: total,
+        next_offset: (taken < total).then_some(taken),
+        cut_lines: false,
+    }
 }
 
 #[cfg(test)]
@@ -384,7 +439,7 @@ mod tests {
         /// The streaming and in-memory paths agree for any input, buffer
         /// size and budget.
         #[test]
-        fn streaming_equals_slice(text in "[ab\\n\\r é日]{0,80}", offset in 0usize..6, limit in 1usize..6, budget in 1usize..40, cap in 1usize..9) {
+        fn streaming_equals_slice(text in "[ab\\n\\r é日]{0,80}", offset in 0usize..6, limit in 0usize..6, budget in 1usize..40, cap in 1usize..9) {
             let slice = window_slice(&p(), text.as_bytes(), ReadRequest { offset, limit }, budget).unwrap();
             let reader = std::io::BufReader::with_capacity(cap, text.as_bytes());
             let streamed = window_lines(&p(), reader, ReadRequest { offset, limit }, budget).unwrap();
