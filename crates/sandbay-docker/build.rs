@@ -1,5 +1,9 @@
 //! Tells the tests whether a Docker daemon answers, at build time.
 //!
+//! One file for every crate with Docker tests (`sandbay-docker`, and a
+//! symlink from `sandbay-middleware` and `sandbay-pool`; `cargo package`
+//! copies the content).
+//!
 //! Without a daemon, and outside CI, the Docker tests are compiled as
 //! `#[ignore]`d with the reason (`cfg(sandbay_no_docker)`), so a machine
 //! without Docker reports them as skipped, never as passed. Under
