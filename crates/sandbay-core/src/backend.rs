@@ -167,6 +167,89 @@ forward_backend!(Arc<T>);
 forward_backend!(Box<T>);
 forward_backend!(&T);
 
+/// Implements [`Backend`] for a type that keeps its files in a field
+/// (a backend, or anything with the same async methods) and adds
+/// something else, typically `execute`: every file operation goes to the
+/// field, `name` and `capabilities` are given.
+///
+/// The implementation denies `clippy::missing_trait_methods`, so a
+/// method added to [`Backend`] cannot be forgotten here.
+///
+/// ```
+/// use sandbay_core::{Backend, Capabilities, delegate_backend};
+///
+/// /// A backend that reports itself under another name.
+/// #[derive(Debug)]
+/// struct Renamed<B> {
+///     inner: B,
+/// }
+///
+/// delegate_backend!(impl<B: Backend> Backend for Renamed<B> => inner {
+///     fn name(&self) -> &'static str { "renamed" }
+///     fn capabilities(&self) -> Capabilities { self.inner.capabilities() }
+/// });
+/// ```
+#[macro_export]
+macro_rules! delegate_backend {
+    (
+        impl $(<$($generic:ident : $bound:path),+>)? Backend for $ty:ty => $field:ident {
+            fn name(&$name_self:ident) -> &'static str $name:block
+            fn capabilities(&$caps_self:ident) -> Capabilities $caps:block
+        }
+    ) => {
+        #[$crate::async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl $(<$($generic: $bound),+>)? $crate::Backend for $ty {
+            fn name(&$name_self) -> &'static str $name
+            fn capabilities(&$caps_self) -> $crate::Capabilities $caps
+            async fn ls(&self, path: &$crate::VPath) -> $crate::Result<::std::vec::Vec<$crate::DirEntry>> {
+                self.$field.ls(path).await
+            }
+            async fn stat(&self, path: &$crate::VPath) -> $crate::Result<$crate::DirEntry> {
+                self.$field.stat(path).await
+            }
+            async fn read(
+                &self,
+                path: &$crate::VPath,
+                request: $crate::ReadRequest,
+            ) -> $crate::Result<$crate::TextWindow> {
+                self.$field.read(path, request).await
+            }
+            async fn write(&self, path: &$crate::VPath, content: &str) -> $crate::Result<()> {
+                self.$field.write(path, content).await
+            }
+            async fn edit(
+                &self,
+                path: &$crate::VPath,
+                request: &$crate::EditRequest,
+            ) -> $crate::Result<$crate::EditOutcome> {
+                self.$field.edit(path, request).await
+            }
+            async fn delete(&self, path: &$crate::VPath) -> $crate::Result<()> {
+                self.$field.delete(path).await
+            }
+            async fn grep(&self, request: &$crate::GrepRequest) -> $crate::Result<$crate::GrepOutput> {
+                self.$field.grep(request).await
+            }
+            async fn glob(&self, request: &$crate::GlobRequest) -> $crate::Result<$crate::GlobOutput> {
+                self.$field.glob(request).await
+            }
+            async fn upload(
+                &self,
+                files: ::std::vec::Vec<($crate::VPath, ::std::vec::Vec<u8>)>,
+            ) -> ::std::vec::Vec<$crate::Result<()>> {
+                self.$field.upload(files).await
+            }
+            async fn download(
+                &self,
+                paths: &[$crate::VPath],
+            ) -> ::std::vec::Vec<$crate::Result<::std::vec::Vec<u8>>> {
+                self.$field.download(paths).await
+            }
+        }
+    };
+}
+
 /// Convenience calls on top of [`Backend`].
 ///
 /// Blanket-implemented for every backend. **Do not implement this trait

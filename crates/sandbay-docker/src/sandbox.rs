@@ -11,9 +11,7 @@ use bollard::models::{
     MountVolumeOptionsDriverConfig,
 };
 use sandbay_core::{
-    Backend, Capabilities, DirEntry, EditOutcome, EditRequest, Error, ExecOutput, ExecRequest,
-    GlobOutput, GlobRequest, GrepOutput, GrepRequest, Isolation, Limits, ReadRequest, Result,
-    Sandbox, TextWindow, VPath, async_trait,
+    Capabilities, Error, ExecOutput, ExecRequest, Isolation, Limits, Result, Sandbox, async_trait,
 };
 
 use crate::client::{ApiError, DockerClient};
@@ -427,12 +425,10 @@ impl Drop for DockerSandbox {
     }
 }
 
-#[async_trait]
-impl Backend for DockerSandbox {
+sandbay_core::delegate_backend!(impl Backend for DockerSandbox => files {
     fn name(&self) -> &'static str {
         "docker"
     }
-
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             execute: true,
@@ -442,47 +438,7 @@ impl Backend for DockerSandbox {
             snapshot: false,
         }
     }
-
-    async fn ls(&self, path: &VPath) -> Result<Vec<DirEntry>> {
-        self.files.ls(path).await
-    }
-
-    async fn stat(&self, path: &VPath) -> Result<DirEntry> {
-        self.files.stat(path).await
-    }
-
-    async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow> {
-        self.files.read(path, request).await
-    }
-
-    async fn write(&self, path: &VPath, content: &str) -> Result<()> {
-        self.files.write(path, content).await
-    }
-
-    async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
-        self.files.edit(path, request).await
-    }
-
-    async fn delete(&self, path: &VPath) -> Result<()> {
-        self.files.delete(path).await
-    }
-
-    async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {
-        self.files.grep(request).await
-    }
-
-    async fn glob(&self, request: &GlobRequest) -> Result<GlobOutput> {
-        self.files.glob(request).await
-    }
-
-    async fn upload(&self, files: Vec<(VPath, Vec<u8>)>) -> Vec<Result<()>> {
-        self.files.upload(files).await
-    }
-
-    async fn download(&self, paths: &[VPath]) -> Vec<Result<Vec<u8>>> {
-        self.files.download(paths).await
-    }
-}
+});
 
 #[async_trait]
 impl Sandbox for DockerSandbox {

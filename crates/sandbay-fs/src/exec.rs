@@ -10,11 +10,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use sandbay_core::{
-    Backend, Capabilities, DirEntry, EditOutcome, EditRequest, ExecOutput, ExecRequest, GlobOutput,
-    GlobRequest, GrepOutput, GrepRequest, ReadRequest, Result, Sandbox, TextWindow, VPath,
-    async_trait,
-};
+use sandbay_core::{Capabilities, ExecOutput, ExecRequest, Result, Sandbox, async_trait};
 use sandbay_exec::Jail;
 
 use crate::backend::FsBackend;
@@ -101,13 +97,10 @@ impl FsSandbox {
     }
 }
 
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl Backend for FsSandbox {
+sandbay_core::delegate_backend!(impl Backend for FsSandbox => fs {
     fn name(&self) -> &'static str {
         self.fs.name()
     }
-
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             execute: true,
@@ -115,47 +108,7 @@ impl Backend for FsSandbox {
             ..self.fs.capabilities()
         }
     }
-
-    async fn ls(&self, path: &VPath) -> Result<Vec<DirEntry>> {
-        self.fs.ls(path).await
-    }
-
-    async fn stat(&self, path: &VPath) -> Result<DirEntry> {
-        self.fs.stat(path).await
-    }
-
-    async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow> {
-        self.fs.read(path, request).await
-    }
-
-    async fn write(&self, path: &VPath, content: &str) -> Result<()> {
-        self.fs.write(path, content).await
-    }
-
-    async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
-        self.fs.edit(path, request).await
-    }
-
-    async fn delete(&self, path: &VPath) -> Result<()> {
-        self.fs.delete(path).await
-    }
-
-    async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {
-        self.fs.grep(request).await
-    }
-
-    async fn glob(&self, request: &GlobRequest) -> Result<GlobOutput> {
-        self.fs.glob(request).await
-    }
-
-    async fn upload(&self, files: Vec<(VPath, Vec<u8>)>) -> Vec<Result<()>> {
-        self.fs.upload(files).await
-    }
-
-    async fn download(&self, paths: &[VPath]) -> Vec<Result<Vec<u8>>> {
-        self.fs.download(paths).await
-    }
-}
+});
 
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]

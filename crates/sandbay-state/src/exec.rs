@@ -10,11 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sandbay_core::{
-    Backend, Capabilities, DirEntry, EditOutcome, EditRequest, ExecOutput, ExecRequest, GlobOutput,
-    GlobRequest, GrepOutput, GrepRequest, ReadRequest, Result, Sandbox, TextWindow, VPath,
-    async_trait,
-};
+use sandbay_core::{Capabilities, ExecOutput, ExecRequest, Result, Sandbox, VPath, async_trait};
 use sandbay_exec::Jail;
 
 use crate::backend::StateBackend;
@@ -251,13 +247,10 @@ fn append_notes(stderr: &mut Vec<u8>, notes: &[String]) {
     }
 }
 
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl Backend for StateSandbox {
+sandbay_core::delegate_backend!(impl Backend for StateSandbox => backend {
     fn name(&self) -> &'static str {
         self.backend.name()
     }
-
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             execute: true,
@@ -265,47 +258,7 @@ impl Backend for StateSandbox {
             ..self.backend.capabilities()
         }
     }
-
-    async fn ls(&self, path: &VPath) -> Result<Vec<DirEntry>> {
-        self.backend.ls(path).await
-    }
-
-    async fn stat(&self, path: &VPath) -> Result<DirEntry> {
-        self.backend.stat(path).await
-    }
-
-    async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow> {
-        self.backend.read(path, request).await
-    }
-
-    async fn write(&self, path: &VPath, content: &str) -> Result<()> {
-        self.backend.write(path, content).await
-    }
-
-    async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
-        self.backend.edit(path, request).await
-    }
-
-    async fn delete(&self, path: &VPath) -> Result<()> {
-        self.backend.delete(path).await
-    }
-
-    async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {
-        self.backend.grep(request).await
-    }
-
-    async fn glob(&self, request: &GlobRequest) -> Result<GlobOutput> {
-        self.backend.glob(request).await
-    }
-
-    async fn upload(&self, files: Vec<(VPath, Vec<u8>)>) -> Vec<Result<()>> {
-        self.backend.upload(files).await
-    }
-
-    async fn download(&self, paths: &[VPath]) -> Vec<Result<Vec<u8>>> {
-        self.backend.download(paths).await
-    }
-}
+});
 
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
