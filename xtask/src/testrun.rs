@@ -203,6 +203,57 @@ fn parse_plain_line(line: &str) -> Option<(u64, u64)> {
     Some((passed, failed))
 }
 
+/// Each published crate builds alone with no default features and with
+/// each of its features on its own, so no feature leans on another that
+/// the workspace build happens to switch on (a `cargo hack
+/// --each-feature` without the extra tool).
+fn feature_checks(tally: &mut Tally) {
+    banner("cargo check: each published crate, each feature alone");
+    let out = cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .stderr(Stdio::inherit())
+        .output();
+    let packages = match out
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+    {
+        Some(meta) => meta["packages"].as_array().cloned().unwrap_or_default(),
+        None => {
+            tally.check("cargo metadata", false);
+            return;
+        }
+    };
+    for package in packages {
+        // `publish = false` appears as an empty list of registries
+        if package["publish"].as_array().is_some_and(Vec::is_empty) {
+            continue;
+        }
+        let Some(name) = package["name"].as_str() else {
+            continue;
+        };
+        let mut features: Vec<String> = package["features"]
+            .as_object()
+            .map(|f| f.keys().filter(|k| *k != "default").cloned().collect())
+            .unwrap_or_default();
+        features.sort();
+        let sets = std::iter::once(None).chain(features.iter().map(Some));
+        for feature in sets {
+            let mut cmd = cargo();
+            cmd.args(["check", "--quiet", "-p", name, "--no-default-features"]);
+            let label = match feature {
+                Some(f) => {
+                    cmd.args(["--features", f]);
+                    format!("{name} --features {f}")
+                }
+                None => format!("{name} --no-default-features"),
+            };
+            println!("check {label}");
+            tally.check(&format!("cargo check {label}"), status(cmd));
+        }
+    }
+}
+
 /// Runs the plan and prints the closing line.
 pub(crate) fn run(plan: Plan) -> ExitCode {
     let started = Instant::now();
@@ -224,6 +275,7 @@ pub(crate) fn run(plan: Plan) -> ExitCode {
             "warnings",
         ]);
         tally.check("cargo clippy", status(cmd));
+        feature_checks(&mut tally);
     }
     if plan.doc {
         banner("cargo doc (warnings denied)");

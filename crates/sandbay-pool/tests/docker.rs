@@ -154,13 +154,16 @@ async fn a_reset_container_keeps_nothing_of_the_previous_user() {
     let id = a.container_id().to_owned();
     a.write(&p("/secret.txt"), "A's secret").await.unwrap();
     a.write(&p("/src/main.py"), "print('A')").await.unwrap();
-    // processes that outlive their command: a background job and two
-    // that left the command's process group
+    // two processes that leave the command's process group (which is
+    // swept when the command ends), so they outlive it; the command waits
+    // until both have called setsid (their program runs only after it)
     sh(
         &*a,
         "mkdir -p /workspace/locked/inner && touch /workspace/locked/inner/f && chmod 000 /workspace/locked; \
          echo tmp > /tmp/a-was-here; mkdir /tmp/.hidden; \
-         (sleep 600 &); setsid sleep 601 & setsid sh -c 'while :; do sleep 1; done' & true",
+         setsid sleep 601 & setsid sh -c 'while :; do sleep 1; done' & \
+         i=0; until ps -o args | grep -q '^sleep 601' && ps -o args | grep -q '^sh -c while'; do \
+           i=$((i + 1)); [ $i -gt 200 ] && exit 1; sleep 0.05; done",
     )
     .await;
     let ps = sh(&*a, "ps -o pid,args").await;
