@@ -14,7 +14,9 @@
 //!   the reset fails or it is worn out ([`PoolConfig::max_uses`],
 //!   [`PoolConfig::max_age`]).
 //! * [`Registry`]: one sandbox per user, the same on every call, released
-//!   explicitly or after an idle timeout ([`Registry::spawn_reaper`]).
+//!   explicitly, after an idle timeout ([`Registry::spawn_reaper`]), or,
+//!   when the pool is full and a new user arrives, as the least recently
+//!   used user that nobody is serving right now.
 //! * [`SandboxFactory`]: what a pool needs to make, reset and destroy a
 //!   sandbox of any backend; [`clear_workspace`] is the file part of a
 //!   reset for any [`sandbay_core::Backend`]. With the `docker` feature,

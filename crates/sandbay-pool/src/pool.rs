@@ -344,6 +344,31 @@ impl<F: SandboxFactory> Pool<F> {
         }
     }
 
+    /// Like [`Pool::acquire`], but never waits for a place: `None` when no
+    /// sandbox is idle and the pool is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::Create`] when making a sandbox failed,
+    /// [`PoolError::Closed`] after [`Pool::shutdown`].
+    pub async fn try_acquire(&self) -> Result<Option<Lease<F>>, PoolError> {
+        let inner = &self.inner;
+        if inner.is_closed() {
+            return Err(PoolError::Closed);
+        }
+        if let Some(slot) = self.take_idle() {
+            inner.counters.reused.fetch_add(1, Ordering::Relaxed);
+            self.refill();
+            return Ok(Some(self.lease(slot)));
+        }
+        let Some(ticket) = inner.try_ticket() else {
+            return Ok(None);
+        };
+        let slot = inner.create(ticket).await?;
+        self.refill();
+        Ok(Some(self.lease(slot)))
+    }
+
     /// Occupancy and counters, as of now.
     pub fn status(&self) -> PoolStatus {
         let inner = &self.inner;

@@ -24,12 +24,19 @@ pub struct RegistryConfig {
     /// A user not seen for this long loses their sandbox at the next
     /// [`Registry::evict_idle`]. Default 10 minutes.
     pub idle_timeout: Duration,
+    /// When a new user arrives and the pool is full, release the least
+    /// recently used user whose sandbox no caller holds, instead of
+    /// waiting for a place. Default on: the number of users with a
+    /// sandbox stays bounded by the pool, and new users are served as
+    /// long as someone is merely idle.
+    pub evict_lru_when_full: bool,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
             idle_timeout: Duration::from_secs(600),
+            evict_lru_when_full: true,
         }
     }
 }
@@ -38,6 +45,12 @@ impl RegistryConfig {
     /// Sets [`RegistryConfig::idle_timeout`].
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`RegistryConfig::evict_lru_when_full`].
+    pub fn with_evict_lru_when_full(mut self, on: bool) -> Self {
+        self.evict_lru_when_full = on;
         self
     }
 }
@@ -65,7 +78,10 @@ impl<F: SandboxFactory> Entry<F> {
 /// [evicted](Registry::evict_idle) for being idle.
 ///
 /// Concurrent first calls for one user wait for the same acquisition, so
-/// a user never gets two sandboxes by racing. Released sandboxes go back
+/// a user never gets two sandboxes by racing. The number of users with a
+/// sandbox is bounded by the pool's `max_size`; when it is reached, a new
+/// user takes the place of the least recently used one whose sandbox no
+/// caller holds ([`RegistryConfig::evict_lru_when_full`]), or waits. Released sandboxes go back
 /// to the pool, which resets them before anyone else gets them. A caller
 /// still holding a [`UserSandbox`] keeps it working until it drops it;
 /// only then is it reset.
@@ -147,10 +163,7 @@ impl<F: SandboxFactory> Registry<F> {
                 last_used: Mutex::new(Instant::now()),
             })
         }));
-        let got = entry
-            .lease
-            .get_or_try_init(|| async { self.pool.acquire().await.map(Arc::new) })
-            .await;
+        let got = entry.lease.get_or_try_init(|| self.acquire_for(user)).await;
         match got {
             Ok(lease) => {
                 entry.touch();
@@ -166,6 +179,39 @@ impl<F: SandboxFactory> Registry<F> {
                 Err(e)
             }
         }
+    }
+
+    /// A sandbox for a new user: from the pool, making room by releasing
+    /// the least recently used unheld user when the pool is full and the
+    /// configuration allows it.
+    async fn acquire_for(&self, user: &str) -> Result<UserSandbox<F>, PoolError> {
+        if self.config.evict_lru_when_full {
+            if let Some(lease) = self.pool.try_acquire().await? {
+                return Ok(Arc::new(lease));
+            }
+            if let Some(evicted) = self.release_lru(user) {
+                tracing::debug!(user = %evicted, "least recently used user released for a new one");
+            }
+        }
+        self.pool.acquire().await.map(Arc::new)
+    }
+
+    /// Releases the least recently used user (other than `except`) whose
+    /// sandbox only the registry holds; returns who.
+    fn release_lru(&self, except: &str) -> Option<String> {
+        let mut users = self.lock();
+        let lru = users
+            .iter()
+            .filter(|(u, _)| u.as_str() != except)
+            .filter(|(_, e)| {
+                e.lease
+                    .get()
+                    .is_some_and(|lease| Arc::strong_count(lease) == 1)
+            })
+            .max_by_key(|(_, e)| e.idle_for())
+            .map(|(u, _)| u.clone())?;
+        users.remove(&lru);
+        Some(lru)
     }
 
     /// Ends the user's assignment. Returns whether the user had one. The

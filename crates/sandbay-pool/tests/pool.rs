@@ -431,7 +431,9 @@ async fn idle_users_are_evicted_and_failures_are_retried() {
     let (pool, _dir) = new_pool(config).await;
     let registry = Arc::new(Registry::new(
         pool,
-        RegistryConfig::default().with_idle_timeout(Duration::from_secs(1)),
+        RegistryConfig::default()
+            .with_idle_timeout(Duration::from_secs(1))
+            .with_evict_lru_when_full(false),
     ));
     drop(registry.get("alice").await.unwrap());
     // the pool has one place, held by alice: bob waits and fails
@@ -448,6 +450,70 @@ async fn idle_users_are_evicted_and_failures_are_retried() {
     let bob = registry.get("bob").await.expect("bob gets the freed place");
     assert_eq!(registry.users(), ["bob"]);
     drop((bob, reaper));
+    registry.shutdown().await;
+    assert_eq!(registry.pool().factory().live(), 0);
+}
+
+#[tokio::test]
+async fn a_full_registry_makes_room_by_releasing_the_least_recently_used_user() {
+    let config = PoolConfig::default()
+        .with_max_size(2)
+        .with_acquire_timeout(Duration::from_secs(5));
+    let (pool, _dir) = new_pool(config).await;
+    let registry = Registry::new(pool, RegistryConfig::default());
+    let notes = p("/notes.txt");
+    registry
+        .get("alice")
+        .await
+        .unwrap()
+        .write(&notes, "a")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    registry
+        .get("bob")
+        .await
+        .unwrap()
+        .write(&notes, "b")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // alice was seen last before bob, and nobody holds her sandbox
+    let carol = registry.get("carol").await.expect("room is made");
+    assert_eq!(registry.users(), ["bob", "carol"]);
+    assert!(
+        !carol.exists(&notes).await.unwrap(),
+        "carol gets alice's sandbox reset"
+    );
+    assert_eq!(
+        registry.pool().status().created,
+        2,
+        "bounded: no third sandbox"
+    );
+
+    let bob = registry.get("bob").await.unwrap();
+
+    // a sandbox in use is never taken away: frank waits, then fails
+    let config = PoolConfig::default()
+        .with_max_size(1)
+        .with_acquire_timeout(Duration::from_millis(100));
+    let (small, _dir2) = new_pool(config).await;
+    let strict = Registry::new(small, RegistryConfig::default());
+    let held = strict.get("erin").await.unwrap();
+    assert!(matches!(
+        strict.get("frank").await,
+        Err(PoolError::Exhausted { .. })
+    ));
+    assert_eq!(
+        strict.users(),
+        ["erin"],
+        "erin keeps her sandbox while it is held"
+    );
+    drop(held);
+    let frank = strict.get("frank").await.expect("erin is unheld now");
+    assert_eq!(strict.users(), ["frank"]);
+    drop((bob, carol, frank));
+    strict.shutdown().await;
     registry.shutdown().await;
     assert_eq!(registry.pool().factory().live(), 0);
 }
