@@ -301,19 +301,6 @@ pub(crate) fn run(plan: Plan) -> ExitCode {
             ]
             .map(String::from),
         );
-        banner("cargo test: pooled containers (feature docker)");
-        cargo_test(
-            &mut tally,
-            &[
-                "-p",
-                "sandbay-pool",
-                "--features",
-                "docker",
-                "--test",
-                "docker",
-            ]
-            .map(String::from),
-        );
         script_suite(
             &mut tally,
             "mcp-client",

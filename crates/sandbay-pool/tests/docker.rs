@@ -2,9 +2,9 @@
 //! of the previous user (files, processes, `/tmp`), a container that died
 //! is replaced, and nothing is left after shutdown.
 //!
-//! Run by `cargo xtask test` as `cargo test -p sandbay-pool --features
-//! docker --test docker`. Without a daemon the tests are reported as
-//! ignored ("no Docker daemon") outside CI and fail under `CI=true`.
+//! Needs the `docker` feature (on by default). Without a daemon the tests
+//! are reported as ignored ("no Docker daemon") outside CI and fail under
+//! `CI=true`.
 #![cfg(feature = "docker")]
 
 use std::process::Command;

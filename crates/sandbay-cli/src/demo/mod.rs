@@ -12,10 +12,16 @@ mod targets;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use probes::Scenario;
 pub(crate) use probes::Workspace;
 use table::Table;
+
+/// What [`Target::warm_start`] returns: the time to take a ready
+/// workspace, when the target has a warm pool.
+pub(crate) type WarmStart<'a> =
+    Pin<Box<dyn Future<Output = Option<Result<Duration, String>>> + Send + 'a>>;
 
 /// A backend the demo can open workspaces on.
 pub(crate) trait Target: Send + Sync {
@@ -30,6 +36,11 @@ pub(crate) trait Target: Send + Sync {
     /// Releases everything the target created.
     fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async {})
+    }
+    /// How long taking a ready workspace from a warm pool takes, for
+    /// targets whose workspaces are slow to make.
+    fn warm_start(&self) -> WarmStart<'_> {
+        Box::pin(async { None })
     }
 }
 
@@ -46,6 +57,7 @@ fn rows() -> Vec<(&'static str, Probe)> {
         ("ls and grep", |s| Box::pin(probes::listing_scoped(s))),
         ("path escapes", |s| Box::pin(probes::escapes(s))),
         ("file op latency", |s| Box::pin(probes::file_latency(&s.a1))),
+        ("workspace start-up", |s| Box::pin(probes::startup(s))),
         ("commands", |s| {
             let cell = probes::command_level(&s.a1);
             Box::pin(async move { cell })
@@ -62,11 +74,28 @@ fn rows() -> Vec<(&'static str, Probe)> {
 }
 
 async fn scenario(target: &dyn Target) -> Result<Scenario, String> {
+    let mut opened = Vec::new();
+    let mut open = async |user: &str, session: &str| {
+        let start = Instant::now();
+        let ws = target.open(user, session).await;
+        opened.push(start.elapsed());
+        ws
+    };
+    let (a1, a2) = (
+        open("user-a", "session-1").await?,
+        open("user-a", "session-2").await?,
+    );
+    let (b1, b2) = (
+        open("user-b", "session-1").await?,
+        open("user-b", "session-2").await?,
+    );
     Ok(Scenario {
-        a1: target.open("user-a", "session-1").await?,
-        a2: target.open("user-a", "session-2").await?,
-        b1: target.open("user-b", "session-1").await?,
-        b2: target.open("user-b", "session-2").await?,
+        a1,
+        a2,
+        b1,
+        b2,
+        opened,
+        warm: target.warm_start().await,
     })
 }
 

@@ -25,6 +25,10 @@ pub(crate) struct Scenario {
     pub(crate) a2: Workspace,
     pub(crate) b1: Workspace,
     pub(crate) b2: Workspace,
+    /// How long opening each of the four workspaces took.
+    pub(crate) opened: Vec<Duration>,
+    /// Taking a ready workspace from a warm pool, where the target has one.
+    pub(crate) warm: Option<Result<Duration, String>>,
 }
 
 const NOT_AVAILABLE: &str = "not available";
@@ -164,6 +168,32 @@ pub(crate) async fn file_latency(ws: &Workspace) -> String {
         "{:.0} µs per write+read (p50)",
         samples[100].as_secs_f64() * 1e6
     )
+}
+
+/// A duration in the unit that reads best.
+fn short(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1_000.0 {
+        format!("{us:.0} µs")
+    } else {
+        format!("{:.0} ms", us / 1e3)
+    }
+}
+
+/// Start-up cost of a workspace: a new one, and one from a warm pool.
+pub(crate) async fn startup(s: &Scenario) -> String {
+    let mut opened = s.opened.clone();
+    opened.sort();
+    let Some(median) = opened.get(opened.len() / 2) else {
+        return "not measured".into();
+    };
+    let mut cell = format!("new: {} (median of {})", short(*median), opened.len());
+    match &s.warm {
+        Some(Ok(d)) => cell.push_str(&format!("; from a warm pool: {}", short(*d))),
+        Some(Err(e)) => cell.push_str(&format!("; warm pool: error: {e}")),
+        None => {}
+    }
+    cell
 }
 
 fn sandbox(ws: &Workspace) -> Option<&Arc<dyn Sandbox>> {

@@ -182,6 +182,33 @@ impl Target for DockerTarget {
         })
     }
 
+    fn warm_start(&self) -> super::WarmStart<'_> {
+        Box::pin(async move {
+            use sandbay_pool::{DockerFactory, Pool, PoolConfig};
+            let config = sandbay_docker::DockerConfig::default()
+                .with_owner("sandbay-demo-pool")
+                .with_workspace_base(self.base.path());
+            let pool = match Pool::new(
+                DockerFactory::new(self.client.clone(), config),
+                PoolConfig::default().with_max_size(1).with_min_idle(1),
+            ) {
+                Ok(pool) => pool,
+                Err(e) => return Some(Err(e.to_string())),
+            };
+            let measured = async {
+                pool.warm().await.map_err(|e| e.to_string())?;
+                let start = std::time::Instant::now();
+                let lease = pool.acquire().await.map_err(|e| e.to_string())?;
+                let took = start.elapsed();
+                drop(lease);
+                Ok(took)
+            }
+            .await;
+            pool.shutdown().await;
+            Some(measured)
+        })
+    }
+
     fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             for sandbox in self.sandboxes.lock().await.drain(..) {
