@@ -110,6 +110,11 @@ pub struct DockerConfig {
     pub exit_with_owner: bool,
     /// Hostname inside the container.
     pub hostname: String,
+    /// The OCI runtime the daemon starts the container with, by the name
+    /// the daemon knows it under (`runc`, `crun`, gVisor's `runsc`, ...);
+    /// `None`: the daemon's default. gVisor's `runsc`, for one, puts a
+    /// user-space kernel between the commands and the host kernel.
+    pub runtime: Option<String>,
 }
 
 impl Default for DockerConfig {
@@ -139,11 +144,17 @@ impl Default for DockerConfig {
             runner: true,
             exit_with_owner: true,
             hostname: "sandbox".into(),
+            runtime: None,
         }
     }
 }
 
 impl DockerConfig {
+    /// Sets the OCI runtime (see [`DockerConfig::runtime`]).
+    pub fn with_runtime(mut self, runtime: impl Into<String>) -> Self {
+        self.runtime = Some(runtime.into());
+        self
+    }
     /// Sets the image.
     pub fn with_image(mut self, image: impl Into<String>) -> Self {
         self.image = image.into();

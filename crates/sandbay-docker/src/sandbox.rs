@@ -167,6 +167,7 @@ fn container_body(
             config: None,
         }),
         auto_remove: Some(config.exit_with_owner),
+        runtime: config.runtime.clone(),
         ..Default::default()
     };
     ContainerCreateBody {

@@ -285,3 +285,53 @@ async fn silent_daemon_times_out_as_unavailable() {
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
     hold.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
+async fn the_runtime_can_be_chosen_and_an_unknown_one_is_refused() {
+    let client = require_docker!();
+    let guard = common::Guard::new(&client, "runtime");
+    let base = tempfile::tempdir().unwrap();
+    let sandbox = DockerSandbox::create(
+        &client,
+        guard
+            .config()
+            .with_workspace_base(base.path())
+            .with_runtime("runc"),
+    )
+    .await
+    .expect("runc is always there");
+    let out = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{.HostConfig.Runtime}}",
+            sandbox.container_id(),
+        ])
+        .output()
+        .expect("docker cli");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "runc");
+    let echo = sandbox
+        .execute(ExecRequest::new("echo ok"))
+        .await
+        .expect("execute");
+    assert_eq!(echo.stdout, b"ok\n");
+    sandbox.shutdown().await.unwrap();
+
+    let err = DockerSandbox::create(
+        &client,
+        guard
+            .config()
+            .with_workspace_base(base.path())
+            .with_runtime("no-such-runtime"),
+    )
+    .await
+    .expect_err("an unknown runtime cannot start anything");
+    assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
+    assert!(err.to_string().contains("no-such-runtime"), "{err}");
+    assert_eq!(
+        wait_for_count(&guard, (0, 0), Duration::from_secs(10)).await,
+        (0, 0),
+        "nothing is left of either"
+    );
+}
