@@ -30,6 +30,9 @@ use crate::client::{InputSink, OutputStream};
 const ABORT_GRACE: Duration = Duration::from_secs(10);
 /// How long a write to the runner's stdin may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a running command's wrapper is checked on (see
+/// `__sb_check`): commands shorter than this are never checked.
+const WRAPPER_CHECK: Duration = Duration::from_secs(1);
 
 struct Job {
     command: Command,
@@ -191,6 +194,10 @@ impl Task {
         let deadline = tokio::time::Instant::now() + command.timeout;
         let mut phase = Phase::Running;
         let mut abort_deadline = deadline;
+        // a command running long is checked on: its wrapper may have been
+        // killed by the command itself
+        let mut check =
+            tokio::time::interval_at(tokio::time::Instant::now() + WRAPPER_CHECK, WRAPPER_CHECK);
         let mut events = Vec::new();
         loop {
             let done = match phase {
@@ -206,6 +213,16 @@ impl Task {
                         biased;
                         frame = self.output.next() => Some(frame),
                         _ = tokio::time::sleep_until(deadline) => None,
+                        _ = check.tick() => {
+                            let line = format!("__sb_check {}\n", quote(&token));
+                            if self.write(line.as_bytes()).await.is_err() {
+                                let _ = reply.send(Err(unavailable(
+                                    "the command runner stopped accepting input",
+                                )));
+                                return Err("check write failed");
+                            }
+                            continue;
+                        }
                         _ = reply.closed() => {
                             phase = Phase::Aborting { timed_out: false };
                             abort_deadline = tokio::time::Instant::now() + ABORT_GRACE;

@@ -30,6 +30,13 @@
 ///   environment (the runner itself starts with only the base entries),
 ///   runs `sh -c COMMAND` in the working directory, sweeps, and prints the
 ///   end marker with the exit code (`nodir` for a missing directory).
+/// * `__sb_check TOKEN`, sent while a command runs long, does nothing
+///   while the command's wrapper lives. When the wrapper is gone without
+///   its end marker (the command killed it, e.g. `kill -9 $PPID`), it
+///   sweeps, reaps the wrapper and prints the end marker with the
+///   wrapper's exit status, so the caller learns of it at once instead of
+///   at the time limit. A duplicate marker after a normal end belongs to a
+///   finished command and is ignored.
 /// * `__sb_abort TOKEN` sweeps (the wrapper too), reaps it, and prints a
 ///   `killed` marker on both streams.
 /// * On end of input (the owner went away) the runner sweeps and exits.
@@ -86,6 +93,7 @@ __sb_wrapper() {
 }
 __sb_run() {
   [ -n "$__sb_last" ] && wait "$__sb_last" 2>/dev/null
+  __sb_tok=$1
   printf '\036%s:go\036' "$1"; printf '\036%s:go\036' "$1" >&2
   __sb_prev=$!
   __sb_wrapper "$@" </dev/null &
@@ -95,6 +103,18 @@ __sb_run() {
   else
     __sb_last=$!
   fi
+}
+__sb_check() {
+  [ "$1" = "$__sb_tok" ] && [ -n "$__sb_last" ] || return 0
+  { read -r __sb_l < "/proc/$__sb_last/stat"; } 2>/dev/null && {
+    __sb_r=${__sb_l##*) }
+    [ "${__sb_r%% *}" = Z ] || return 0
+  }
+  __sb_sweep
+  wait "$__sb_last" 2>/dev/null
+  __sb_x=$?
+  __sb_last=
+  printf '\036%s:%s\036' "$1" "$__sb_x"; printf '\036%s:%s\036' "$1" "$__sb_x" >&2
 }
 __sb_abort() {
   __sb_sweep
@@ -174,6 +194,7 @@ mod tests {
             "__sb_sweep()",
             "__sb_wrapper()",
             "__sb_run()",
+            "__sb_check()",
             "__sb_abort()",
         ] {
             assert!(p.contains(f), "{f}");
