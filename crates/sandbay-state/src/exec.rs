@@ -15,6 +15,7 @@ use sandbay_exec::Jail;
 
 use crate::backend::StateBackend;
 use crate::tree::Node;
+pub use scratch::sweep_orphaned_scratch;
 use scratch::{Bounds, Entry, Scratch};
 
 /// Most bytes a run's files may add up to when the workspace has no quota

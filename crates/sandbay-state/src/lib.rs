@@ -111,7 +111,9 @@
 //!
 //! The sync limit bounds what is read back, not what is written. A host
 //! process killed outright (`SIGKILL`) leaves its scratch directories
-//! behind; they carry its pid in their name.
+//! behind; they carry its pid in their name, and the next process removes
+//! those of dead processes before its first command
+//! ([`sweep_orphaned_scratch`]).
 //!
 //! # Example
 //!
@@ -166,6 +168,8 @@ mod tree;
 pub use backend::StateBackend;
 pub use config::StateConfig;
 #[cfg(feature = "exec")]
-pub use exec::{DEFAULT_MAX_SYNC_BYTES, MAX_SYNC_ENTRIES, NOTE_PREFIX, StateSandbox};
+pub use exec::{
+    DEFAULT_MAX_SYNC_BYTES, MAX_SYNC_ENTRIES, NOTE_PREFIX, StateSandbox, sweep_orphaned_scratch,
+};
 pub use snapshot::{SNAPSHOT_FORMAT, Snapshot, SnapshotEntry};
 pub use store::StateStore;

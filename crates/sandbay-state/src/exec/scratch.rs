@@ -128,6 +128,67 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
+/// The name every scratch directory starts with, followed by the pid of
+/// the process that made it, `-`, and a random part.
+const SCRATCH_PREFIX: &str = "sandbay-state-exec-";
+
+/// Removes the scratch directories in `parent` that processes which no
+/// longer exist left behind (a process killed with `SIGKILL` cannot clean
+/// up after its runs). Directories of live processes are kept, as is
+/// anything that is not a directory named like a scratch directory.
+/// Returns how many were removed.
+///
+/// Runs once per process by itself before the first command; call it for
+/// a scratch parent set with [`crate::StateSandbox::with_scratch_dir`].
+///
+/// ```
+/// let removed = sandbay_state::sweep_orphaned_scratch(&std::env::temp_dir()).unwrap();
+/// # let _ = removed;
+/// ```
+///
+/// # Errors
+///
+/// When `parent` cannot be listed.
+pub fn sweep_orphaned_scratch(parent: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(parent)? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // the entry itself, never what a symlink points to
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !is_dir || Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        // `remove_dir_all` does not follow symlinks inside the tree
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) => tracing::debug!(kind = ?e.kind(), "an orphaned scratch directory stays"),
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "orphaned scratch directories removed");
+    }
+    Ok(removed)
+}
+
+/// Sweeps the usual scratch parents once per process.
+fn sweep_once() {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        for parent in [Path::new(super::SHM), &std::env::temp_dir()] {
+            let _ = sweep_orphaned_scratch(parent);
+        }
+    });
+}
+
 impl Scratch {
     /// Makes a new directory `sandbay-state-exec-<pid>-<random>` (mode
     /// 0700) in `parent` and writes `files` into it (directories 0755,
@@ -140,8 +201,9 @@ impl Scratch {
         // The guard is made where the directory is: if this call is
         // dropped meanwhile, the unclaimed guard removes it there.
         let dir = tokio::task::spawn_blocking(move || {
+            sweep_once();
             tempfile::Builder::new()
-                .prefix(&format!("sandbay-state-exec-{}-", std::process::id()))
+                .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
                 .permissions(std::fs::Permissions::from_mode(0o700))
                 .tempdir_in(&parent)
                 .map(|tmp| {
