@@ -121,7 +121,8 @@ impl PoolConfig {
 pub struct PoolStatus {
     /// [`PoolConfig::max_size`].
     pub max_size: usize,
-    /// Sandboxes alive now: idle, leased, being reset or destroyed.
+    /// Sandboxes alive now, or places taken for one being made: idle,
+    /// leased, being created, reset or destroyed.
     pub live: usize,
     /// Idle sandboxes ready to be handed out.
     pub idle: usize,
@@ -129,7 +130,8 @@ pub struct PoolStatus {
     pub created: u64,
     /// Leases served by an idle sandbox (no creation on the caller's path).
     pub reused: u64,
-    /// Successful resets.
+    /// Successful resets (including those of sandboxes then destroyed
+    /// because the pool closed meanwhile).
     pub resets: u64,
     /// Failed or timed-out resets (each one destroyed its sandbox).
     pub reset_failures: u64,
@@ -149,12 +151,14 @@ struct Counters {
 /// A place in the pool: holding it is what "alive" means. Dropping it
 /// frees the place and wakes waiters.
 struct Ticket {
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
     changed: Arc<Notify>,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        // the place is free before anyone is woken to take it
+        drop(self.permit.take());
         self.changed.notify_waiters();
     }
 }
@@ -300,8 +304,14 @@ impl<F: SandboxFactory> Pool<F> {
                 // every place is taken: nothing more can be warmed
                 return Ok(());
             };
+            let in_flight = InFlight::new(inner);
+            if inner.is_closed() {
+                return Err(PoolError::Closed);
+            }
             let slot = inner.create(ticket).await?;
+            // parks it, or destroys it when the pool closed meanwhile
             inner.put_idle(slot).await;
+            drop(in_flight);
         }
     }
 
@@ -317,7 +327,8 @@ impl<F: SandboxFactory> Pool<F> {
     pub async fn acquire(&self) -> Result<Lease<F>, PoolError> {
         let inner = &self.inner;
         let started = Instant::now();
-        let deadline = started + inner.config.acquire_timeout;
+        // a timeout too large to add up means: wait as long as it takes
+        let deadline = started.checked_add(inner.config.acquire_timeout);
         loop {
             let notified = inner.changed.notified();
             tokio::pin!(notified);
@@ -331,15 +342,20 @@ impl<F: SandboxFactory> Pool<F> {
                 return Ok(self.lease(slot));
             }
             if let Some(ticket) = inner.try_ticket() {
-                let slot = inner.create(ticket).await?;
+                let slot = self.create_for_lease(ticket).await?;
                 self.refill();
                 return Ok(self.lease(slot));
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(PoolError::Exhausted {
-                    max_size: inner.config.max_size,
-                    waited: started.elapsed(),
-                });
+            match deadline {
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return Err(PoolError::Exhausted {
+                            max_size: inner.config.max_size,
+                            waited: started.elapsed(),
+                        });
+                    }
+                }
+                None => notified.await,
             }
         }
     }
@@ -364,7 +380,7 @@ impl<F: SandboxFactory> Pool<F> {
         let Some(ticket) = inner.try_ticket() else {
             return Ok(None);
         };
-        let slot = inner.create(ticket).await?;
+        let slot = self.create_for_lease(ticket).await?;
         self.refill();
         Ok(Some(self.lease(slot)))
     }
@@ -422,6 +438,22 @@ impl<F: SandboxFactory> Pool<F> {
         self.inner.is_closed()
     }
 
+    /// Creates a sandbox for a caller, counted as in flight; a pool closed
+    /// meanwhile destroys it and answers [`PoolError::Closed`].
+    async fn create_for_lease(&self, ticket: Ticket) -> Result<Slot<F::Sandbox>, PoolError> {
+        let inner = &self.inner;
+        let _in_flight = InFlight::new(inner);
+        if inner.is_closed() {
+            return Err(PoolError::Closed);
+        }
+        let slot = inner.create(ticket).await?;
+        if inner.is_closed() {
+            inner.destroy(slot).await;
+            return Err(PoolError::Closed);
+        }
+        Ok(slot)
+    }
+
     fn lease(&self, slot: Slot<F::Sandbox>) -> Lease<F> {
         Lease {
             slot: Some(slot),
@@ -455,9 +487,6 @@ impl<F: SandboxFactory> Pool<F> {
     fn refill(&self) {
         let inner = &self.inner;
         loop {
-            if inner.is_closed() {
-                return;
-            }
             let warming = inner.warming.load(Ordering::SeqCst);
             if inner.lock_idle().len() + warming >= inner.config.min_idle {
                 return;
@@ -465,7 +494,13 @@ impl<F: SandboxFactory> Pool<F> {
             let Some(ticket) = inner.try_ticket() else {
                 return;
             };
+            // counted before the closed check (see `InFlight`)
             inner.warming.fetch_add(1, Ordering::SeqCst);
+            if inner.is_closed() {
+                inner.warming.fetch_sub(1, Ordering::SeqCst);
+                inner.settled.notify_waiters();
+                return;
+            }
             let task_inner = Arc::clone(inner);
             tokio::spawn(async move {
                 let inner = task_inner;
@@ -493,7 +528,7 @@ impl<F: SandboxFactory> Inner<F> {
     fn try_ticket(&self) -> Option<Ticket> {
         let permit = Arc::clone(&self.permits).try_acquire_owned().ok()?;
         Some(Ticket {
-            _permit: permit,
+            permit: Some(permit),
             changed: Arc::clone(&self.changed),
         })
     }
@@ -615,25 +650,49 @@ impl<F: SandboxFactory> Drop for Inner<F> {
     }
 }
 
+/// Work in flight that [`Pool::shutdown`] waits for: creating, recycling
+/// or destroying a sandbox. Counted from before the closed check, so a
+/// shutdown either sees it or it sees the shutdown.
+struct InFlight<F: SandboxFactory> {
+    inner: Arc<Inner<F>>,
+}
+
+impl<F: SandboxFactory> InFlight<F> {
+    fn new(inner: &Arc<Inner<F>>) -> InFlight<F> {
+        inner.background.fetch_add(1, Ordering::SeqCst);
+        InFlight {
+            inner: Arc::clone(inner),
+        }
+    }
+}
+
+impl<F: SandboxFactory> Drop for InFlight<F> {
+    fn drop(&mut self) {
+        self.inner.background.fetch_sub(1, Ordering::SeqCst);
+        self.inner.settled.notify_waiters();
+    }
+}
+
 /// Runs a pool task in the background, counted so that
-/// [`Pool::shutdown`] can wait for it.
-fn spawn_background<F, Fut>(inner: &Arc<Inner<F>>, task: Fut)
+/// [`Pool::shutdown`] can wait for it. `None` without a runtime (a lease
+/// dropped after its runtime ended): the task cannot run, and dropping it
+/// drops the sandbox and frees its place.
+fn spawn_background<F, Fut, T>(
+    inner: &Arc<Inner<F>>,
+    task: Fut,
+) -> Option<tokio::task::JoinHandle<T>>
 where
     F: SandboxFactory,
-    Fut: Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
 {
-    // Without a runtime (a lease dropped after its runtime ended) the
-    // task cannot run: dropping it drops the sandbox and frees its place.
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    inner.background.fetch_add(1, Ordering::SeqCst);
-    let inner = Arc::clone(inner);
-    handle.spawn(async move {
-        task.await;
-        inner.background.fetch_sub(1, Ordering::SeqCst);
-        inner.settled.notify_waiters();
-    });
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    let in_flight = InFlight::new(inner);
+    Some(handle.spawn(async move {
+        let out = task.await;
+        drop(in_flight);
+        out
+    }))
 }
 
 /// What became of a sandbox given back with [`Lease::release`].
@@ -696,12 +755,21 @@ impl<F: SandboxFactory> Lease<F> {
 
     /// Gives the sandbox back now: reset and park it (or destroy it, see
     /// [`Recycled`]), and wait until that is done.
+    ///
+    /// The work runs as a pool task: if this future is dropped, the reset
+    /// (or destruction) still completes.
     pub async fn release(mut self) -> Recycled {
         let slot = self.slot.take().expect("a lease holds its slot");
         let inner = Arc::clone(&self.inner);
-        let recycled = inner.recycle(slot).await;
-        Pool { inner }.refill();
-        recycled
+        let task = spawn_background(&self.inner, async move {
+            let recycled = inner.recycle(slot).await;
+            Pool { inner }.refill();
+            recycled
+        });
+        match task {
+            Some(task) => task.await.unwrap_or(Recycled::Destroyed),
+            None => Recycled::Destroyed,
+        }
     }
 
     /// Destroys the sandbox instead of giving it back (for example after
@@ -709,8 +777,13 @@ impl<F: SandboxFactory> Lease<F> {
     pub async fn discard(mut self) {
         let slot = self.slot.take().expect("a lease holds its slot");
         let inner = Arc::clone(&self.inner);
-        inner.destroy(slot).await;
-        Pool { inner }.refill();
+        let task = spawn_background(&self.inner, async move {
+            inner.destroy(slot).await;
+            Pool { inner }.refill();
+        });
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 }
 

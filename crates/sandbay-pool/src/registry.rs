@@ -61,6 +61,17 @@ struct Entry<F: SandboxFactory> {
 }
 
 impl<F: SandboxFactory> Entry<F> {
+    /// Whether only the registry holds this entry and its sandbox: no
+    /// caller is using the sandbox, and no `get` is under way for it
+    /// (a `get` holds the entry from the map lookup until it returns).
+    fn unused(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) == 1
+            && self
+                .lease
+                .get()
+                .is_none_or(|lease| Arc::strong_count(lease) == 1)
+    }
+
     fn touch(&self) {
         *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
@@ -203,11 +214,7 @@ impl<F: SandboxFactory> Registry<F> {
         let lru = users
             .iter()
             .filter(|(u, _)| u.as_str() != except)
-            .filter(|(_, e)| {
-                e.lease
-                    .get()
-                    .is_some_and(|lease| Arc::strong_count(lease) == 1)
-            })
+            .filter(|(_, e)| e.lease.initialized() && e.unused())
             .max_by_key(|(_, e)| e.idle_for())
             .map(|(u, _)| u.clone())?;
         users.remove(&lru);
@@ -223,17 +230,24 @@ impl<F: SandboxFactory> Registry<F> {
     }
 
     /// Releases every user idle for longer than
-    /// [`RegistryConfig::idle_timeout`]; returns how many.
+    /// [`RegistryConfig::idle_timeout`] whose sandbox no caller is using
+    /// right now (a long command keeps its user); returns how many. Also
+    /// forgets entries of calls that were cancelled before they got a
+    /// sandbox.
     pub fn evict_idle(&self) -> usize {
         let timeout = self.config.idle_timeout;
         let evicted: Vec<_> = {
             let mut users = self.lock();
             let stale: Vec<String> = users
                 .iter()
-                .filter(|(_, e)| e.lease.initialized() && e.idle_for() >= timeout)
+                .filter(|(_, e)| e.unused() && e.idle_for() >= timeout)
                 .map(|(user, _)| user.clone())
                 .collect();
-            stale.iter().filter_map(|u| users.remove(u)).collect()
+            stale
+                .iter()
+                .filter_map(|u| users.remove(u))
+                .filter(|e| e.lease.initialized())
+                .collect()
         };
         if !evicted.is_empty() {
             tracing::debug!(users = evicted.len(), "idle users released");
@@ -282,7 +296,9 @@ where
 {
     /// Calls [`Registry::evict_idle`] every `every` in the background
     /// until the returned handle or the registry is dropped.
+    /// An `every` below a millisecond is taken as a millisecond.
     pub fn spawn_reaper(self: &Arc<Self>, every: Duration) -> Reaper {
+        let every = every.max(Duration::from_millis(1));
         let registry: Weak<Self> = Arc::downgrade(self);
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);

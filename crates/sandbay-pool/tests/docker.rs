@@ -265,3 +265,35 @@ async fn users_get_their_own_containers_and_nothing_leaks() {
     drop(registry);
     assert_eq!(guard.wait_for_containers(0).await, 0, "nothing left");
 }
+
+/// Without the runner, the reset runs as a fresh `docker exec`: it must
+/// still spare the container's main process (or the container would
+/// stop) while killing everything the user left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
+async fn a_reset_through_a_fresh_exec_keeps_the_container() {
+    let client = require_docker!();
+    let guard = Guard::new("exec-reset");
+    let pool = Pool::new(
+        DockerFactory::new(client, guard.config().with_runner(false)),
+        PoolConfig::default().with_max_size(1),
+    )
+    .unwrap();
+    let a = pool.acquire().await.unwrap();
+    let id = a.container_id().to_owned();
+    sh(
+        &*a,
+        "setsid sleep 602 & \
+         i=0; until ps -o args | grep -q '^sleep 602'; do \
+           i=$((i + 1)); [ $i -gt 200 ] && exit 1; sleep 0.05; done",
+    )
+    .await;
+    assert_eq!(a.release().await, Recycled::Returned);
+    let b = pool.acquire().await.unwrap();
+    assert_eq!(b.container_id(), id, "the container survived its reset");
+    let ps = sh(&*b, "ps -o args").await;
+    assert!(!ps.contains("sleep 602"), "A's process survived: {ps}");
+    drop(b);
+    pool.shutdown().await;
+    assert_eq!(guard.wait_for_containers(0).await, 0);
+}

@@ -39,6 +39,8 @@ impl std::ops::Deref for Workspace {
 
 /// A file a test plants to make the next reset fail.
 const JAMMED: &str = "/.jammed";
+/// A file a test plants to make the next reset take 300 ms.
+const SLOW: &str = "/.slow";
 
 impl DirFactory {
     async fn new(base: &std::path::Path) -> DirFactory {
@@ -79,6 +81,9 @@ impl SandboxFactory for DirFactory {
             return Err(Error::Unavailable {
                 message: "jammed".into(),
             });
+        }
+        if ws.exists(&VPath::parse(SLOW)?).await? {
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
         clear_workspace(&ws.backend).await.map(drop)
     }
@@ -516,4 +521,60 @@ async fn a_full_registry_makes_room_by_releasing_the_least_recently_used_user() 
     strict.shutdown().await;
     registry.shutdown().await;
     assert_eq!(registry.pool().factory().live(), 0);
+}
+
+#[tokio::test]
+async fn a_cancelled_release_still_finishes_and_leaks_nothing() {
+    let (pool, _dir) = new_pool(PoolConfig::default().with_max_size(1)).await;
+    let lease = pool.acquire().await.unwrap();
+    lease.write(&p(SLOW), "").await.unwrap();
+    let cancelled = tokio::time::timeout(Duration::from_millis(50), lease.release()).await;
+    assert!(
+        cancelled.is_err(),
+        "the reset takes longer than the caller waits"
+    );
+    eventually("the reset finished anyway", || pool.status().idle == 1).await;
+    let again = pool.acquire().await.unwrap();
+    assert!(again.ls(&VPath::root()).await.unwrap().is_empty());
+    drop(again);
+    pool.shutdown().await;
+    let status = pool.status();
+    assert_eq!((status.created, status.destroyed), (1, 1), "{status:?}");
+    assert_eq!(pool.factory().dirs_on_disk(), 0);
+}
+
+#[tokio::test]
+async fn a_user_whose_sandbox_is_in_use_is_not_evicted_for_idleness() {
+    let (pool, _dir) = new_pool(PoolConfig::default()).await;
+    let registry = Registry::new(
+        pool,
+        RegistryConfig::default().with_idle_timeout(Duration::from_millis(50)),
+    );
+    let held = registry.get("alice").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(registry.evict_idle(), 0, "a long command keeps its user");
+    assert_eq!(registry.users(), ["alice"]);
+    drop(held);
+    assert_eq!(registry.evict_idle(), 1);
+    assert!(registry.is_empty());
+    registry.shutdown().await;
+    assert_eq!(registry.pool().factory().live(), 0);
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_a_sandbox_being_made_for_a_caller() {
+    let (pool, _dir) = new_pool(PoolConfig::default()).await;
+    let acquiring = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.acquire().await })
+    };
+    tokio::task::yield_now().await;
+    pool.shutdown().await;
+    match acquiring.await.unwrap() {
+        // it either finished before the shutdown began, or was refused
+        Ok(lease) => drop(lease),
+        Err(e) => assert!(matches!(e, PoolError::Closed), "{e}"),
+    }
+    eventually("nothing alive", || pool.factory().live() == 0).await;
+    assert_eq!(pool.factory().dirs_on_disk(), 0);
 }
