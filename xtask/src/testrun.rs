@@ -203,6 +203,35 @@ fn parse_plain_line(line: &str) -> Option<(u64, u64)> {
     Some((passed, failed))
 }
 
+/// `cargo deny check` for licences, bans and sources (`deny.toml`).
+/// Advisories need the advisory database from the network, so they are
+/// left to `cargo deny check advisories` where it can be fetched. Without
+/// `cargo-deny` installed the step is skipped, and fails under `CI=true`
+/// (`.ci/run` installs it).
+fn deny_check(tally: &mut Tally) {
+    banner("cargo deny check licenses bans sources");
+    let installed = cargo()
+        .args(["deny", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        if ci {
+            println!("cargo-deny is not installed (CI=true): `cargo install --locked cargo-deny`");
+            tally.check("cargo deny", false);
+        } else {
+            println!("skipped: cargo-deny is not installed (`cargo install --locked cargo-deny`)");
+            tally.skipped += 1;
+        }
+        return;
+    }
+    let mut cmd = cargo();
+    cmd.args(["deny", "--offline", "check", "licenses", "bans", "sources"]);
+    tally.check("cargo deny", status(cmd));
+}
+
 /// Each published crate builds alone with no default features and with
 /// each of its features on its own, so no feature leans on another that
 /// the workspace build happens to switch on (a `cargo hack
@@ -276,6 +305,7 @@ pub(crate) fn run(plan: Plan) -> ExitCode {
         ]);
         tally.check("cargo clippy", status(cmd));
         feature_checks(&mut tally);
+        deny_check(&mut tally);
     }
     if plan.doc {
         banner("cargo doc (warnings denied)");
