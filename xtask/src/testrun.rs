@@ -203,9 +203,10 @@ fn parse_plain_line(line: &str) -> Option<(u64, u64)> {
     Some((passed, failed))
 }
 
-/// `cargo deny check` for licences, bans and sources (`deny.toml`).
-/// Advisories need the advisory database from the network, so they are
-/// left to `cargo deny check advisories` where it can be fetched. Without
+/// `cargo deny check` for licences, bans and sources (`deny.toml`); it
+/// fetches the crates it reads licence files from (the registry is
+/// reachable). Advisories need the advisory database from GitHub, so they
+/// are left to `cargo deny check advisories` where that can be fetched. Without
 /// `cargo-deny` installed the step is skipped, and fails under `CI=true`
 /// (`.ci/run` installs it).
 fn deny_check(tally: &mut Tally) {
@@ -228,7 +229,7 @@ fn deny_check(tally: &mut Tally) {
         return;
     }
     let mut cmd = cargo();
-    cmd.args(["deny", "--offline", "check", "licenses", "bans", "sources"]);
+    cmd.args(["deny", "check", "licenses", "bans", "sources"]);
     tally.check("cargo deny", status(cmd));
 }
 
