@@ -289,6 +289,37 @@ pub trait BackendExt: Backend {
             Err(e) => Err(e),
         }
     }
+
+    /// Deletes everything in the workspace and checks that nothing is
+    /// left; returns how many top-level entries were removed. Going
+    /// through [`Backend::delete`] keeps the backend's own guarantees (on
+    /// the fs backend nothing outside the root can be touched, whatever
+    /// was planted). This is the file part of resetting a sandbox for its
+    /// next user.
+    ///
+    /// # Errors
+    /// The first failed deletion, or `permission_denied` when entries
+    /// remain afterwards.
+    async fn clear(&self) -> Result<usize> {
+        let root = VPath::root();
+        let entries = self.ls(&root).await?;
+        let removed = entries.len();
+        for entry in entries {
+            match self.delete(&entry.path).await {
+                // gone meanwhile: that is what we wanted
+                Ok(()) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let left = self.ls(&root).await?;
+        if let Some(first) = left.first() {
+            return Err(Error::PermissionDenied {
+                path: first.path.clone(),
+                reason: format!("{} entries could not be removed", left.len()),
+            });
+        }
+        Ok(removed)
+    }
 }
 
 impl<B: Backend + ?Sized> BackendExt for B {}

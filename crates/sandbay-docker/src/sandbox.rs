@@ -345,6 +345,36 @@ impl DockerSandbox {
         self.mode
     }
 
+    /// Brings the sandbox back to a fresh state for its next user, without
+    /// a new container: kills every process the user left (also those
+    /// that left their command's process group with `setsid`), empties
+    /// `/tmp`, and deletes every workspace entry through the sandbox's own
+    /// file API. `timeout` bounds the in-container part.
+    ///
+    /// # Errors
+    /// `unavailable` when processes survive, `/tmp` cannot be emptied, the
+    /// time limit passes or the container is gone; the errors of
+    /// [`sandbay_core::BackendExt::clear`]. A sandbox whose reset failed
+    /// should not be handed to anyone else.
+    pub async fn reset(&self, timeout: Duration) -> Result<()> {
+        let out = self
+            .execute(ExecRequest::new(crate::exec::scripts::RESET).timeout(timeout))
+            .await?;
+        if out.timed_out || out.exit_code != Some(0) {
+            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            return Err(Error::Unavailable {
+                message: format!(
+                    "resetting container {} failed (exit {:?}{}): {why}",
+                    self.container,
+                    out.exit_code,
+                    if out.timed_out { ", timed out" } else { "" },
+                ),
+            });
+        }
+        sandbay_core::BackendExt::clear(self).await?;
+        Ok(())
+    }
+
     /// Stops and removes the container, its volume and its workspace.
     /// Calling it again does nothing.
     ///

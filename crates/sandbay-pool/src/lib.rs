@@ -18,8 +18,8 @@
 //!   when the pool is full and a new user arrives, as the least recently
 //!   used user that nobody is serving right now.
 //! * [`SandboxFactory`]: what a pool needs to make, reset and destroy a
-//!   sandbox of any backend; [`clear_workspace`] is the file part of a
-//!   reset for any [`sandbay_core::Backend`]. With the `docker` feature,
+//!   sandbox of any backend; [`sandbay_core::BackendExt::clear`] is the
+//!   file part of a reset for any backend. With the `docker` feature,
 //!   [`DockerFactory`] pools containers from `sandbay-docker`.
 //!
 //! # Why it is hand-written
@@ -52,6 +52,6 @@ mod registry;
 #[cfg(feature = "docker")]
 pub use docker::{DockerFactory, POOL_OWNER};
 pub use error::PoolError;
-pub use factory::{SandboxFactory, clear_workspace};
+pub use factory::SandboxFactory;
 pub use pool::{Lease, Pool, PoolConfig, PoolStatus, Recycled};
 pub use registry::{Reaper, Registry, RegistryConfig, UserSandbox};

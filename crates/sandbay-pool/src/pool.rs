@@ -203,14 +203,14 @@ struct Inner<F: SandboxFactory> {
 /// ```
 /// # use async_trait::async_trait;
 /// # use sandbay_core::{Backend, BackendExt, Result, VPath};
-/// # use sandbay_pool::{Pool, PoolConfig, SandboxFactory, clear_workspace};
+/// # use sandbay_pool::{Pool, PoolConfig, SandboxFactory};
 /// # use sandbay_state::StateBackend;
 /// # struct Memory;
 /// # #[async_trait]
 /// # impl SandboxFactory for Memory {
 /// #     type Sandbox = StateBackend;
 /// #     async fn create(&self) -> Result<StateBackend> { Ok(StateBackend::default()) }
-/// #     async fn reset(&self, s: &StateBackend) -> Result<()> { clear_workspace(s).await.map(drop) }
+/// #     async fn reset(&self, s: &StateBackend) -> Result<()> { s.clear().await.map(drop) }
 /// #     async fn destroy(&self, _s: StateBackend) -> Result<()> { Ok(()) }
 /// # }
 /// # #[tokio::main(flavor = "current_thread")]

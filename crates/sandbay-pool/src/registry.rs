@@ -102,14 +102,14 @@ impl<F: SandboxFactory> Entry<F> {
 /// ```
 /// # use async_trait::async_trait;
 /// # use sandbay_core::{Backend, BackendExt, Result, VPath};
-/// # use sandbay_pool::{Pool, PoolConfig, Registry, RegistryConfig, SandboxFactory, clear_workspace};
+/// # use sandbay_pool::{Pool, PoolConfig, Registry, RegistryConfig, SandboxFactory};
 /// # use sandbay_state::StateBackend;
 /// # struct Memory;
 /// # #[async_trait]
 /// # impl SandboxFactory for Memory {
 /// #     type Sandbox = StateBackend;
 /// #     async fn create(&self) -> Result<StateBackend> { Ok(StateBackend::default()) }
-/// #     async fn reset(&self, s: &StateBackend) -> Result<()> { clear_workspace(s).await.map(drop) }
+/// #     async fn reset(&self, s: &StateBackend) -> Result<()> { s.clear().await.map(drop) }
 /// #     async fn destroy(&self, _s: StateBackend) -> Result<()> { Ok(()) }
 /// # }
 /// # #[tokio::main(flavor = "current_thread")]

@@ -10,7 +10,6 @@ use sandbay_core::{Backend, BackendExt, Error, Result, VPath};
 use sandbay_fs::{FsBackend, FsProvider};
 use sandbay_pool::{
     Pool, PoolConfig, PoolError, Recycled, Registry, RegistryConfig, SandboxFactory,
-    clear_workspace,
 };
 
 /// A workspace directory per sandbox under one base: what a pool of
@@ -85,7 +84,7 @@ impl SandboxFactory for DirFactory {
         if ws.exists(&VPath::parse(SLOW)?).await? {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        clear_workspace(&ws.backend).await.map(drop)
+        ws.backend.clear().await.map(drop)
     }
 
     async fn destroy(&self, ws: Workspace) -> Result<()> {

@@ -155,6 +155,65 @@ for d in /proc/[0-9]*; do
 done
 exit 0"#;
 
+/// Kills every process of the sandbox but PID 1 (the init), the
+/// container's main process (the command runner: the oldest process after
+/// PID 1, since everything a user starts comes later) and this script's
+/// own ancestry, whether it runs on the runner or as a fresh `exec`. It
+/// goes round after round, pausing briefly after the first few, until
+/// none is left, so a fork bomb's children are caught too; each round
+/// stops what it found before killing it, so no parent reacts to a
+/// child's death. Then it gives the owner back access to whatever the
+/// user locked with `chmod` (symlinks are not followed) and empties
+/// `/tmp`. Exits non-zero when processes survive or `/tmp` cannot be
+/// emptied.
+pub(crate) const RESET: &str = r#"keep=" 1 "
+p=$$
+while [ "$p" -gt 1 ] 2>/dev/null; do
+  keep="$keep$p "
+  { read -r l < "/proc/$p/stat"; } 2>/dev/null || break
+  r=${l##*) }; r=${r#* }; p=${r%% *}
+done
+oldest= oldest_t=
+for f in /proc/[0-9]*/stat; do
+  { read -r l < "$f"; } 2>/dev/null || continue
+  p=${l%% *}
+  [ "$p" = 1 ] && continue
+  r=${l##*) }
+  set -- $r
+  t=${20}
+  if [ -z "$oldest" ] || [ "$t" -lt "$oldest_t" ]; then oldest=$p oldest_t=$t; fi
+done
+[ -n "$oldest" ] && keep="$keep$oldest "
+i=0
+while :; do
+  found=
+  for f in /proc/[0-9]*/stat; do
+    { read -r l < "$f"; } 2>/dev/null || continue
+    p=${l%% *}
+    case $keep in *" $p "*) continue ;; esac
+    r=${l##*) }
+    [ "${r%% *}" = Z ] && continue
+    found="$found $p"
+  done
+  [ -z "$found" ] && break
+  i=$((i + 1))
+  if [ "$i" -gt 100 ]; then
+    echo "processes survive:$found" >&2
+    exit 1
+  fi
+  kill -STOP $found 2>/dev/null
+  kill -KILL $found 2>/dev/null
+  [ "$i" -gt 3 ] && sleep 0.05
+done
+chmod -R u+rwX /workspace /tmp 2>/dev/null
+cd /tmp && rm -rf -- ./* ./.[!.]* ./..?* 2>/dev/null
+left=$(ls -A /tmp)
+if [ -n "$left" ]; then
+  echo "/tmp is not empty" >&2
+  exit 1
+fi
+exit 0"#;
+
 /// Quotes a string for `sh`: the result is one word with exactly this
 /// content, whatever characters it has.
 ///
