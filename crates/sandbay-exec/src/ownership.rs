@@ -37,13 +37,18 @@ use nix::unistd::{Gid, Uid, fchownat};
 /// Deepest directory level visited; deeper entries keep their owner.
 const MAX_DEPTH: usize = 256;
 
-/// Gives every entry of the tree at `root` to `uid`:`gid` (see the module docs).
-pub(crate) fn hand_over(root: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    let fd = nix::fcntl::open(
+/// Opens the workspace root itself, never through a symlink.
+fn open_root(root: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    Ok(nix::fcntl::open(
         root,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
-    )?;
+    )?)
+}
+
+/// Gives every entry of the tree at `root` to `uid`:`gid` (see the module docs).
+pub(crate) fn hand_over(root: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    let fd = open_root(root)?;
     let st = fstat(&fd)?;
     let owner = Owner {
         uid,
@@ -71,11 +76,7 @@ pub(crate) fn give_back_root(
     to_uid: u32,
     to_gid: u32,
 ) -> io::Result<()> {
-    let fd = nix::fcntl::open(
-        root,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let fd = open_root(root)?;
     let st = fstat(&fd)?;
     if st.st_uid != from_uid {
         return Ok(());
