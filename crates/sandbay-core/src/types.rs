@@ -274,6 +274,11 @@ pub struct ExecOutput {
     pub truncated: bool,
     /// Wall time of the command.
     pub duration: Duration,
+    /// Notes from the sandbox itself, never from the command: what it did
+    /// around the run (files it could not keep, limits it applied). They
+    /// travel apart from stdout and stderr, so a command cannot forge one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// How strongly commands are isolated from the host and each other.

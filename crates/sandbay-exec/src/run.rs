@@ -135,5 +135,6 @@ pub(crate) async fn supervise(
         timed_out,
         truncated: out_cut || err_cut,
         duration,
+        notes: Vec::new(),
     })
 }

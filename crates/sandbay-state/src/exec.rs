@@ -29,9 +29,6 @@ pub const MAX_SYNC_ENTRIES: usize = 100_000;
 /// How many notes about a run's files are listed before "and N more".
 const MAX_NOTES: usize = 10;
 
-/// Prefix of the lines a run's stderr gets about its files.
-pub const NOTE_PREFIX: &str = "sandbay: ";
-
 /// An in-memory workspace that can also run commands, each in the
 /// sandbox's own [`Jail`] over a scratch copy of the files.
 ///
@@ -231,20 +228,13 @@ fn tmpfs_room(path: &Path) -> Option<u64> {
     Some(vfs.blocks_available().saturating_mul(fragment))
 }
 
-/// Appends the notes about a run's files to its stderr, one line each.
-fn append_notes(stderr: &mut Vec<u8>, notes: &[String]) {
-    if notes.is_empty() {
-        return;
-    }
-    if !stderr.is_empty() && !stderr.ends_with(b"\n") {
-        stderr.push(b'\n');
-    }
-    for note in notes.iter().take(MAX_NOTES) {
-        stderr.extend_from_slice(format!("{NOTE_PREFIX}{note}\n").as_bytes());
-    }
+/// Adds the notes about a run's files to its output's own notes field,
+/// ten at most and then a count.
+fn append_notes(out: &mut Vec<String>, notes: &[String]) {
+    out.extend(notes.iter().take(MAX_NOTES).cloned());
     if notes.len() > MAX_NOTES {
         let more = notes.len() - MAX_NOTES;
-        stderr.extend_from_slice(format!("{NOTE_PREFIX}and {more} more like these\n").as_bytes());
+        out.push(format!("and {more} more like these"));
     }
 }
 
@@ -280,7 +270,7 @@ impl Sandbox for StateSandbox {
                         "the command's file changes could not be saved: {e}"
                     )]
                 });
-                append_notes(&mut out.stderr, &notes);
+                append_notes(&mut out.notes, &notes);
                 Ok(out)
             }
             Err(e) => Err(e),

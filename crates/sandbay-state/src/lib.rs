@@ -65,9 +65,9 @@
 //!   imports nothing). A path that became a link counts as deleted. Named
 //!   pipes, sockets and devices are skipped too, and so are names that
 //!   cannot be workspace paths (not UTF-8, backslashes, control
-//!   characters). Each skip adds a note to the command's stderr: a line
-//!   starting with [`NOTE_PREFIX`] (`sandbay: `), ten at most and then a
-//!   count.
+//!   characters). Each skip adds a note to the output's own
+//!   [`notes`](sandbay_core::ExecOutput::notes) (never to its stderr, so a
+//!   command cannot forge one), ten at most and then a count.
 //! * **Modes and times are not kept**: files are written 0644 and
 //!   directories 0755 for every run, with fresh timestamps; run scripts
 //!   with `sh script.sh`, or `chmod +x` them in the same command.
@@ -168,8 +168,6 @@ mod tree;
 pub use backend::StateBackend;
 pub use config::StateConfig;
 #[cfg(feature = "exec")]
-pub use exec::{
-    DEFAULT_MAX_SYNC_BYTES, MAX_SYNC_ENTRIES, NOTE_PREFIX, StateSandbox, sweep_orphaned_scratch,
-};
+pub use exec::{DEFAULT_MAX_SYNC_BYTES, MAX_SYNC_ENTRIES, StateSandbox, sweep_orphaned_scratch};
 pub use snapshot::{SNAPSHOT_FORMAT, Snapshot, SnapshotEntry};
 pub use store::StateStore;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sandbay_core::{Backend, BackendExt, ExecOutput, ExecRequest, Isolation, Sandbox, VPath};
 use sandbay_exec::{Jail, JailConfig};
-use sandbay_state::{NOTE_PREFIX, StateBackend, StateConfig, StateSandbox};
+use sandbay_state::{StateBackend, StateConfig, StateSandbox};
 use sandbay_testkit::isolation::{procs_with, require, sleep_marker, wait_gone, wait_until};
 
 /// A sandbox over a fresh workspace whose scratch directories go to a
@@ -47,10 +47,7 @@ fn err(o: &ExecOutput) -> String {
 }
 
 fn notes(o: &ExecOutput) -> Vec<String> {
-    err(o)
-        .lines()
-        .filter_map(|l| l.strip_prefix(NOTE_PREFIX).map(str::to_owned))
-        .collect()
+    o.notes.clone()
 }
 
 fn entries(dir: &Path) -> Vec<String> {

@@ -260,6 +260,7 @@ impl Executor {
             timed_out,
             truncated: outcome.truncated,
             duration: outcome.duration,
+            notes: Vec::new(),
         })
     }
 }

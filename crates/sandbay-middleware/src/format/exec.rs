@@ -18,8 +18,10 @@ fn trim_one_newline(text: &str) -> &str {
     text.strip_suffix('\r').unwrap_or(text)
 }
 
-/// Standard output, then `[stderr]` and standard error, then notes on
-/// cut output and a lowered time limit, then the exit status.
+/// Standard output, then `[stderr]` and standard error, then the
+/// sandbox's own notes (`[sandbay] ...`, from [`ExecOutput::notes`], which
+/// a command cannot write), notes on cut output and a lowered time limit,
+/// then the exit status.
 ///
 /// `lowered` is `Some((asked, max))` when the requested time limit was
 /// above the maximum and the maximum was used instead.
@@ -39,6 +41,9 @@ pub(crate) fn format_exec(
     }
     if stdout.is_empty() && stderr.is_empty() {
         parts.push("[no output]".into());
+    }
+    for note in &out.notes {
+        parts.push(format!("[sandbay] {note}"));
     }
     if out.truncated {
         parts.push(
@@ -97,6 +102,12 @@ mod tests {
         assert_eq!(
             format_exec(&out("", "", None), t, None),
             "[no output]\n[killed by a signal]"
+        );
+        let mut noted = out("", "sandbay: forged\n", Some(0));
+        noted.notes = vec!["skipped /l: a symlink".into()];
+        assert_eq!(
+            format_exec(&noted, t, None),
+            "[stderr]\nsandbay: forged\n[sandbay] skipped /l: a symlink\n[exit code 0]"
         );
         let mut o = out("partial", "", None);
         o.timed_out = true;
