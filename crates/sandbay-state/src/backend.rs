@@ -37,6 +37,12 @@ use crate::tree::{Node, Tree};
 pub struct StateBackend {
     config: StateConfig,
     tree: RwLock<Tree>,
+    /// The link to the disk of a durable store's session.
+    #[cfg(feature = "persist")]
+    saver: Option<Arc<crate::persist::Saver>>,
+    /// Why a durable session could not be loaded: every call fails so.
+    #[cfg(feature = "persist")]
+    broken: Option<crate::persist::LoadError>,
 }
 
 impl StateBackend {
@@ -45,7 +51,72 @@ impl StateBackend {
         StateBackend {
             config,
             tree: RwLock::new(Tree::default()),
+            ..StateBackend::default()
         }
+    }
+
+    /// A durable store's session: `tree` loaded from disk, changes saved
+    /// through `saver`.
+    #[cfg(feature = "persist")]
+    pub(crate) fn durable(
+        config: StateConfig,
+        tree: Tree,
+        saver: Arc<crate::persist::Saver>,
+    ) -> Self {
+        StateBackend {
+            config,
+            tree: RwLock::new(tree),
+            saver: Some(saver),
+            broken: None,
+        }
+    }
+
+    /// A durable store's session that could not be loaded.
+    #[cfg(feature = "persist")]
+    pub(crate) fn broken(config: StateConfig, error: crate::persist::LoadError) -> Self {
+        StateBackend {
+            config,
+            broken: Some(error),
+            ..StateBackend::default()
+        }
+    }
+
+    #[cfg(feature = "persist")]
+    pub(crate) fn saver(&self) -> Option<&Arc<crate::persist::Saver>> {
+        self.saver.as_ref()
+    }
+
+    /// Why this durable session could not be loaded, if it could not.
+    #[cfg(feature = "persist")]
+    pub(crate) fn load_error(&self) -> Option<&crate::persist::LoadError> {
+        self.broken.as_ref()
+    }
+
+    /// The files, taking them out of the backend.
+    #[cfg(feature = "persist")]
+    pub(crate) fn into_tree(self) -> Tree {
+        self.tree
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fails when the session could not be loaded from disk.
+    fn usable(&self) -> Result<()> {
+        #[cfg(feature = "persist")]
+        if let Some(e) = &self.broken {
+            return Err(e.clone().into());
+        }
+        Ok(())
+    }
+
+    /// After a change: with a durable store set to write every change,
+    /// waits until it is on disk.
+    async fn committed(&self) -> Result<()> {
+        #[cfg(feature = "persist")]
+        if let Some(saver) = &self.saver {
+            return saver.clone().commit(self).await;
+        }
+        Ok(())
     }
 
     /// The settings in force.
@@ -81,6 +152,7 @@ impl StateBackend {
         Ok(StateBackend {
             config,
             tree: RwLock::new(tree),
+            ..StateBackend::default()
         })
     }
 
@@ -100,8 +172,15 @@ impl StateBackend {
         self.tree.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The tree, for a change: a durable session records that it has
+    /// one to save.
     pub(crate) fn write_tree(&self) -> RwLockWriteGuard<'_, Tree> {
-        self.tree.write().unwrap_or_else(PoisonError::into_inner)
+        let tree = self.tree.write().unwrap_or_else(PoisonError::into_inner);
+        #[cfg(feature = "persist")]
+        if let Some(saver) = &self.saver {
+            saver.touch();
+        }
+        tree
     }
 
     /// Refuses a change that would take the total over the quota.
@@ -165,54 +244,9 @@ impl StateBackend {
         )?;
         Ok((Arc::from(new.into_bytes()), count))
     }
-}
 
-#[async_trait]
-impl Backend for StateBackend {
-    fn name(&self) -> &'static str {
-        "state"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            snapshot: true,
-            isolation: Isolation::None,
-            ..Capabilities::default()
-        }
-    }
-
-    async fn ls(&self, path: &VPath) -> Result<Vec<DirEntry>> {
-        match self.read_tree().get(path)? {
-            Node::Dir(d) => Ok(d.children.values().map(Node::entry).collect()),
-            Node::File(_) => Err(Error::NotADirectory { path: path.clone() }),
-        }
-    }
-
-    async fn stat(&self, path: &VPath) -> Result<DirEntry> {
-        Ok(self.read_tree().get(path)?.entry())
-    }
-
-    async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow> {
-        let text = match self.read_tree().get(path)? {
-            Node::File(f) => f.text.clone(),
-            Node::Dir(_) => return Err(Error::IsDirectory { path: path.clone() }),
-        };
-        match text {
-            // checked when written: no validation on the read path
-            Some(text) => Ok(text::window_text(
-                &text,
-                request,
-                self.config.limits.max_window_bytes,
-            )),
-            None => Err(Error::BinaryFile { path: path.clone() }),
-        }
-    }
-
-    async fn write(&self, path: &VPath, content: &str) -> Result<()> {
-        self.store(path, Arc::from(content.as_bytes()))
-    }
-
-    async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
+    /// An edit under the lock, in memory.
+    fn edit_in_memory(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
         // Optimistic: compute outside the lock, swap if nobody changed the
         // file meanwhile; otherwise redo it holding the write lock.
         let data = Self::file_bytes(&self.read_tree(), path)?;
@@ -230,12 +264,75 @@ impl Backend for StateBackend {
         debug_assert!(swapped, "the write lock is held and the file is unchanged");
         Ok(EditOutcome { replacements })
     }
+}
+
+#[async_trait]
+impl Backend for StateBackend {
+    fn name(&self) -> &'static str {
+        "state"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            snapshot: true,
+            isolation: Isolation::None,
+            #[cfg(feature = "persist")]
+            persistent: self.saver.is_some(),
+            ..Capabilities::default()
+        }
+    }
+
+    async fn ls(&self, path: &VPath) -> Result<Vec<DirEntry>> {
+        self.usable()?;
+        match self.read_tree().get(path)? {
+            Node::Dir(d) => Ok(d.children.values().map(Node::entry).collect()),
+            Node::File(_) => Err(Error::NotADirectory { path: path.clone() }),
+        }
+    }
+
+    async fn stat(&self, path: &VPath) -> Result<DirEntry> {
+        self.usable()?;
+        Ok(self.read_tree().get(path)?.entry())
+    }
+
+    async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow> {
+        self.usable()?;
+        let text = match self.read_tree().get(path)? {
+            Node::File(f) => f.text.clone(),
+            Node::Dir(_) => return Err(Error::IsDirectory { path: path.clone() }),
+        };
+        match text {
+            // checked when written: no validation on the read path
+            Some(text) => Ok(text::window_text(
+                &text,
+                request,
+                self.config.limits.max_window_bytes,
+            )),
+            None => Err(Error::BinaryFile { path: path.clone() }),
+        }
+    }
+
+    async fn write(&self, path: &VPath, content: &str) -> Result<()> {
+        self.usable()?;
+        self.store(path, Arc::from(content.as_bytes()))?;
+        self.committed().await
+    }
+
+    async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
+        self.usable()?;
+        let outcome = self.edit_in_memory(path, request)?;
+        self.committed().await?;
+        Ok(outcome)
+    }
 
     async fn delete(&self, path: &VPath) -> Result<()> {
-        self.write_tree().remove(path)
+        self.usable()?;
+        self.write_tree().remove(path)?;
+        self.committed().await
     }
 
     async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {
+        self.usable()?;
         let plan = GrepPlan::new(request)?;
         let limit = self.config.limits.max_text_file_bytes;
         // only text files are searched; text-ness was checked on write
@@ -261,6 +358,7 @@ impl Backend for StateBackend {
     }
 
     async fn glob(&self, request: &GlobRequest) -> Result<GlobOutput> {
+        self.usable()?;
         let matcher = GlobMatcher::new(&request.pattern)?;
         let base = &request.path;
         let tree = self.read_tree();
@@ -280,13 +378,47 @@ impl Backend for StateBackend {
     }
 
     async fn upload(&self, files: Vec<(VPath, Vec<u8>)>) -> Vec<Result<()>> {
-        files
+        if let Err(e) = self.usable() {
+            let message = e.to_string();
+            return files
+                .iter()
+                .map(|_| {
+                    Err(Error::Unavailable {
+                        message: message.clone(),
+                    })
+                })
+                .collect();
+        }
+        let mut results: Vec<Result<()>> = files
             .into_iter()
             .map(|(path, bytes)| self.store(&path, Arc::from(bytes)))
-            .collect()
+            .collect();
+        if results.iter().any(Result::is_ok) {
+            if let Err(e) = self.committed().await {
+                // stored in memory, not on disk: say so for each
+                let message = e.to_string();
+                for r in results.iter_mut().filter(|r| r.is_ok()) {
+                    *r = Err(Error::Unavailable {
+                        message: message.clone(),
+                    });
+                }
+            }
+        }
+        results
     }
 
     async fn download(&self, paths: &[VPath]) -> Vec<Result<Vec<u8>>> {
+        if let Err(e) = self.usable() {
+            let message = e.to_string();
+            return paths
+                .iter()
+                .map(|_| {
+                    Err(Error::Unavailable {
+                        message: message.clone(),
+                    })
+                })
+                .collect();
+        }
         let found: Vec<Result<Arc<[u8]>>> = {
             let tree = self.read_tree();
             paths

@@ -24,6 +24,11 @@
 //!   serialises with serde and is JSON safe (text as strings, other bytes
 //!   as base64); [`StateBackend::restore`] brings it back byte for byte.
 //! * **Store**: [`StateStore`] hands out one backend per user and session.
+//! * **Durable sessions** (default `persist` feature): [`StateStore::open`]
+//!   keeps each session in a checksummed file under a data directory,
+//!   loaded on first use and written behind its changes within a bounded
+//!   window ([`WriteBehind`]); see [`StateStore`] for what a crash can
+//!   lose.
 //!
 //! A [`StateBackend`] alone cannot run commands (its capabilities say
 //! `execute: false`); with the default `exec` feature a [`StateSandbox`]
@@ -154,6 +159,14 @@
 //!   a handle that never leaves it and never follows a symlink;
 //! * `libc`: the `O_NONBLOCK`/`O_NOCTTY` flags and errno numbers of that
 //!   read-back.
+//!
+//! With the default `persist` feature (durable sessions):
+//!
+//! * `serde_json`: the body of a session file (the JSON [`Snapshot`]);
+//! * `sha2`: the checksum that tells a damaged file from a good one;
+//! * `tempfile`: the temporary file each atomic write renames into place;
+//! * `thiserror`: [`LoadError`];
+//! * `tokio`: the blocking pool for writes that a call waits for.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -161,6 +174,8 @@ mod backend;
 mod config;
 #[cfg(feature = "exec")]
 mod exec;
+#[cfg(feature = "persist")]
+mod persist;
 mod snapshot;
 mod store;
 mod tree;
@@ -169,5 +184,7 @@ pub use backend::StateBackend;
 pub use config::StateConfig;
 #[cfg(feature = "exec")]
 pub use exec::{DEFAULT_MAX_SYNC_BYTES, MAX_SYNC_ENTRIES, StateSandbox, sweep_orphaned_scratch};
+#[cfg(feature = "persist")]
+pub use persist::{Durability, FILE_FORMAT, LoadError, WriteBehind};
 pub use snapshot::{SNAPSHOT_FORMAT, Snapshot, SnapshotEntry};
 pub use store::StateStore;
