@@ -176,6 +176,31 @@ pub(crate) async fn run(report: &mut Report) {
     let state: Arc<dyn Backend> = Arc::new(sandbay_state::StateBackend::default());
     workload(report, "state", state).await;
 
+    // The same workload on durable sessions: the cost of writing behind.
+    for (name, policy) in [
+        (
+            "state, durable (1 s window)",
+            sandbay_state::WriteBehind::default(),
+        ),
+        (
+            "state, durable (every write)",
+            sandbay_state::WriteBehind::EveryWrite,
+        ),
+    ] {
+        let dir = tempfile::Builder::new()
+            .prefix("sandbay-bench-durable-")
+            .tempdir()
+            .expect("temp dir");
+        let store = sandbay_state::StateStore::open(
+            Default::default(),
+            sandbay_state::Durability::new(dir.path()).write_behind(policy),
+        )
+        .expect("open a durable store");
+        let session: Arc<dyn Backend> = store.session("bench", "w1");
+        workload(report, name, session).await;
+        drop(store);
+    }
+
     let tmp = tempfile::Builder::new()
         .prefix("sandbay-bench-")
         .tempdir()
