@@ -3,11 +3,15 @@
 //! ```text
 //! sandbay demo                        the requirement's multi-user scenario, measured live
 //! sandbay mcp --backend state|fs[=DIR]|docker   an MCP server over stdio with the agent tools
+//! sandbay serve [--config FILE] [--listen ADDR] [--data DIR] [--keys FILE]
+//!                                     the multi-user service over HTTP
+//! sandbay keys add USER [--keys FILE] a new API key, printed once
 //! ```
 #![forbid(unsafe_code)]
 
 mod demo;
 mod mcp;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -34,6 +38,31 @@ enum Command {
         /// removed when the client leaves).
         #[arg(long, default_value = "state")]
         backend: String,
+    },
+    /// Serve every user's workspaces over HTTP (API keys, one session
+    /// store, commands in the local jail). Stops on SIGTERM or SIGINT
+    /// after writing every change to disk.
+    Serve(serve::ServeArgs),
+    /// Manage the API keys of `sandbay serve`.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a key for USER and add its digest to the keys file; the key
+    /// is printed once, alone on the last line.
+    Add {
+        /// The user the key acts for.
+        user: String,
+        /// The keys file (default: `SANDBAY_KEYS`, else `DATA/keys`).
+        #[arg(long)]
+        keys: Option<std::path::PathBuf>,
+        /// The data directory (default: `SANDBAY_DATA`, else `./sandbay-data`).
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
     },
 }
 
@@ -68,6 +97,22 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sandbay mcp: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve(args) => match runtime.block_on(serve::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sandbay serve: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Keys {
+            command: KeysCommand::Add { user, keys, data },
+        } => match serve::add_key(&user, keys, data) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sandbay keys: {e}");
                 ExitCode::FAILURE
             }
         },

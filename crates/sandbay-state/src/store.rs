@@ -373,6 +373,38 @@ impl StateStore {
         Ok(Vec::new())
     }
 
+    /// The session ids of `user` saved on disk, sorted (empty for an
+    /// in-memory store).
+    ///
+    /// # Errors
+    /// `io` when the user's directory cannot be read.
+    pub fn saved_sessions_of(&self, user_id: &str) -> sandbay_core::Result<Vec<String>> {
+        #[cfg(feature = "persist")]
+        if let Some(durable) = &self.inner.durable {
+            return durable
+                .saved_of(user_id)
+                .map_err(|e| sandbay_core::Error::Io {
+                    path: None,
+                    kind: e.kind(),
+                });
+        }
+        let _ = user_id;
+        Ok(Vec::new())
+    }
+
+    /// Whether a session is loaded or saved on disk (never loads or
+    /// creates one).
+    pub fn exists(&self, user_id: &str, session_id: &str) -> bool {
+        if self.get(user_id, session_id).is_some() {
+            return true;
+        }
+        #[cfg(feature = "persist")]
+        if let Some(durable) = &self.inner.durable {
+            return durable.is_saved(&(user_id.to_owned(), session_id.to_owned()));
+        }
+        false
+    }
+
     /// Deletes a durable session's files (the one kept aside included).
     #[cfg(feature = "persist")]
     fn delete_files(&self, backend: Option<&Arc<StateBackend>>, user_id: &str, session_id: &str) {

@@ -235,6 +235,38 @@ impl Durable {
         Ok(())
     }
 
+    /// The session ids of one user saved on disk, sorted.
+    pub(crate) fn saved_of(&self, user: &str) -> io::Result<Vec<String>> {
+        let Some(dir) = names::encode(user) else {
+            return Ok(Vec::new());
+        };
+        let entries = match std::fs::read_dir(self.root.join(dir)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let name = name.to_str()?;
+                names::decode(
+                    name.strip_suffix(".snap")
+                        .or_else(|| name.strip_suffix(".snap.corrupt"))?,
+                )
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Whether a session has a file (or one kept aside).
+    pub(crate) fn is_saved(&self, key: &Key) -> bool {
+        self.path(key)
+            .is_some_and(|p| p.exists() || aside_path(&p).exists())
+    }
+
     /// The (user, session) ids saved on disk, sorted. Files that no id
     /// maps to are skipped.
     pub(crate) fn saved(&self) -> io::Result<Vec<Key>> {

@@ -1,0 +1,278 @@
+//! Who is calling: API keys from a keys file, and the admin key.
+//!
+//! A key is `sbk_` and 43 characters of URL-safe base64 (32 random
+//! bytes). The keys file holds one line per key, `USER sha256:HEX`: the
+//! SHA-256 of the key, never the key itself (keys are random, so a fast
+//! hash is enough; a leaked file gives no key). `#` starts a comment.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+/// The prefix of every API key.
+pub const KEY_PREFIX: &str = "sbk_";
+
+/// Who a request is from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A user: every route is scoped to their sessions.
+    User(String),
+    /// The operator: admin routes only.
+    Admin,
+}
+
+/// Errors of the keys file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeysError {
+    /// The file could not be read or written.
+    #[error("keys file: {0}")]
+    Io(#[from] std::io::Error),
+    /// A line is not `USER sha256:HEX`.
+    #[error("keys file line {line}: expected `USER sha256:HEX`")]
+    Malformed {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// A user id that cannot be written in the file.
+    #[error("user ids are 1 to 128 characters without spaces or control characters")]
+    InvalidUser,
+    /// The system's random source failed.
+    #[error("no random bytes for a new key: {0}")]
+    Random(String),
+}
+
+type Digest32 = [u8; 32];
+
+fn digest(key: &str) -> Digest32 {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Digest32> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
+        let pair = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Whether `user` can be a user id of the keys file.
+pub fn valid_user(user: &str) -> bool {
+    !user.is_empty()
+        && user.len() <= 128
+        && !user.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The API keys a server accepts, and its admin key.
+#[derive(Debug, Default, Clone)]
+pub struct KeyStore {
+    /// Key digest to user.
+    users: HashMap<Digest32, String>,
+    admin: Option<Digest32>,
+}
+
+impl KeyStore {
+    /// Loads the keys file; a missing file is an empty store.
+    ///
+    /// # Errors
+    /// An unreadable file or a malformed line.
+    pub fn load(path: &Path) -> Result<KeyStore, KeysError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let mut store = KeyStore::default();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (user, hash) = line
+                .split_once(' ')
+                .ok_or(KeysError::Malformed { line: i + 1 })?;
+            let hash = hash
+                .trim()
+                .strip_prefix("sha256:")
+                .and_then(unhex)
+                .ok_or(KeysError::Malformed { line: i + 1 })?;
+            if !valid_user(user) {
+                return Err(KeysError::Malformed { line: i + 1 });
+            }
+            store.users.insert(hash, user.to_owned());
+        }
+        Ok(store)
+    }
+
+    /// Sets the admin key (`None`: no admin routes).
+    pub fn with_admin_key(mut self, key: Option<&str>) -> Self {
+        self.admin = key.map(digest);
+        self
+    }
+
+    /// Adds a key in memory (tests, embedding applications).
+    pub fn insert(&mut self, user: &str, key: &str) {
+        self.users.insert(digest(key), user.to_owned());
+    }
+
+    /// Number of user keys.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether there is no user key.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Who holds `key`, if anyone. The admin key is compared in constant
+    /// time; a user key is found by its digest (the digest of a guess
+    /// tells nothing about the keys) and then compared in constant time.
+    pub fn identify(&self, key: &str) -> Option<Caller> {
+        let presented = digest(key);
+        if let Some(admin) = &self.admin {
+            if bool::from(admin.ct_eq(&presented)) {
+                return Some(Caller::Admin);
+            }
+        }
+        let (stored, user) = self.users.get_key_value(&presented)?;
+        bool::from(stored.ct_eq(&presented)).then(|| Caller::User(user.clone()))
+    }
+
+    /// The caller of a request with this `Authorization` header value.
+    ///
+    /// # Errors
+    /// `unauthorized` (401) when there is none or it is not valid.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Caller, ApiError> {
+        let header = header.ok_or_else(|| {
+            ApiError::unauthorized(
+                "send `Authorization: Bearer <key>`; make a key with `sandbay keys add USER`",
+            )
+        })?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <key>`")
+            })?;
+        self.identify(token)
+            .ok_or_else(|| ApiError::unauthorized("the key is not valid"))
+    }
+}
+
+/// A new random API key.
+///
+/// # Errors
+/// When the system has no random source.
+pub fn new_key() -> Result<String, KeysError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| KeysError::Random(e.to_string()))?;
+    Ok(format!(
+        "{KEY_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
+}
+
+/// Makes a key for `user`, appends its digest to the keys file (made
+/// with mode 0600 when missing), and returns the key: the only time it is
+/// shown.
+///
+/// # Errors
+/// An invalid user id, or a file that cannot be written.
+pub fn add_key(path: &Path, user: &str) -> Result<String, KeysError> {
+    if !valid_user(user) {
+        return Err(KeysError::InvalidUser);
+    }
+    let key = new_key()?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{user} sha256:{}", hex(&digest(&key)))?;
+    file.sync_all()?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        let a = add_key(&path, "alice").unwrap();
+        let b = add_key(&path, "bob@example.com").unwrap();
+        assert!(a.starts_with(KEY_PREFIX) && a.len() == 47 && a != b);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&a[4..]), "the file never holds a key");
+        let store = KeyStore::load(&path)
+            .unwrap()
+            .with_admin_key(Some("root-key"));
+        assert_eq!(store.identify(&a), Some(Caller::User("alice".into())));
+        assert_eq!(
+            store.identify(&b),
+            Some(Caller::User("bob@example.com".into()))
+        );
+        assert_eq!(store.identify("root-key"), Some(Caller::Admin));
+        assert_eq!(store.identify(&format!("{a}x")), None);
+        assert_eq!(store.identify(""), None);
+        assert!(add_key(&path, "two words").is_err());
+        assert!(add_key(&path, "").is_err());
+    }
+
+    #[test]
+    fn malformed_lines_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        for bad in ["alice", "alice sha256:zz", "alice md5:00", " sha256:00"] {
+            std::fs::write(&path, format!("# ok\n{bad}\n")).unwrap();
+            assert!(
+                matches!(KeyStore::load(&path), Err(KeysError::Malformed { line: 2 })),
+                "{bad}"
+            );
+        }
+        assert!(
+            KeyStore::load(&dir.path().join("missing"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn headers() {
+        let mut store = KeyStore::default();
+        store.insert("u", "sbk_k");
+        assert_eq!(
+            store.authenticate(Some("Bearer sbk_k")).unwrap(),
+            Caller::User("u".into())
+        );
+        for bad in [
+            None,
+            Some("sbk_k"),
+            Some("Basic sbk_k"),
+            Some("Bearer nope"),
+        ] {
+            assert_eq!(store.authenticate(bad).unwrap_err().code, "unauthorized");
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! The HTTP routes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use base64::Engine;
+use sandbay_core::{Backend, EntryKind, ExecRequest, Sandbox, VPath};
+use sandbay_middleware::{ToolName, ToolOutput};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::auth::{Caller, KeyStore};
+use crate::config::ServerLimits;
+use crate::error::ApiError;
+use crate::sessions::{SessionInfo, Sessions};
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) sessions: Sessions,
+    pub(crate) keys: KeyStore,
+    pub(crate) limits: ServerLimits,
+    permits: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl App {
+    pub(crate) fn new(sessions: Sessions, keys: KeyStore, limits: ServerLimits) -> App {
+        App {
+            sessions,
+            keys,
+            limits,
+            permits: Mutex::default(),
+        }
+    }
+
+    /// A place among the user's requests in progress, if one is free.
+    fn permit(&self, user: &str) -> Option<OwnedSemaphorePermit> {
+        let semaphore = self
+            .permits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(user.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limits.concurrent_per_user)))
+            .clone();
+        semaphore.try_acquire_owned().ok()
+    }
+}
+
+type AppState = State<Arc<App>>;
+
+/// The router of the whole API, over `app`.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    let body_limit = app.limits.body_bytes;
+    let v1 = Router::new()
+        .route("/sessions", get(list_sessions))
+        .route(
+            "/sessions/{id}",
+            put(create_session).get(get_session).delete(delete_session),
+        )
+        .route("/tools", get(list_tools))
+        .route("/sessions/{id}/tools", post(call_batch))
+        .route("/sessions/{id}/tools/{name}", post(call_tool))
+        .route(
+            "/sessions/{id}/files/{*path}",
+            get(get_file).put(put_file).delete(delete_file),
+        )
+        .route("/sessions/{id}/exec", post(exec))
+        .route_layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .fallback(not_found);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(app)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+#[derive(Serialize)]
+struct Ready {
+    ready: bool,
+    sessions: usize,
+    live: usize,
+    isolation: &'static str,
+}
+
+async fn ready(State(app): AppState) -> Json<Ready> {
+    Json(Ready {
+        ready: true,
+        sessions: app.sessions.total(),
+        live: app.sessions.live_count(),
+        isolation: app.sessions.isolation().as_str(),
+    })
+}
+
+/// Authenticates, and holds one of the user's places for the request.
+async fn authenticate(State(app): AppState, mut request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller = match app.keys.authenticate(header) {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    let permit = match &caller {
+        Caller::User(user) => match app.permit(user) {
+            Some(p) => Some(p),
+            None => {
+                return ApiError::rate_limited(
+                    format!(
+                        "you have {} requests in progress, the most at once; retry when one ends",
+                        app.limits.concurrent_per_user
+                    ),
+                    1,
+                )
+                .into_response();
+            }
+        },
+        Caller::Admin => None,
+    };
+    request.extensions_mut().insert(caller);
+    let response = next.run(request).await;
+    drop(permit);
+    response
+}
+
+/// The user a user route acts for.
+struct User(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Caller>() {
+            Some(Caller::User(user)) => Ok(User(user.clone())),
+            Some(Caller::Admin) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the admin key acts on admin routes only; use a user's key",
+            )),
+            None => Err(ApiError::unauthorized("no credentials")),
+        }
+    }
+}
+
+/// Path parameters, with JSON errors.
+struct Params<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Params(p.0))
+            .map_err(|e: PathRejection| {
+                ApiError::bad_request(format!("bad path: {}", e.body_text()))
+            })
+    }
+}
+
+/// A JSON body, with JSON errors (400 malformed or wrong types, 413 too
+/// large, 415 not JSON).
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(JsonRejection::BytesRejection(e)) => Err(bytes_error(e)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_argument",
+                "send the body as JSON with `Content-Type: application/json`",
+            )),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+fn bytes_error(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is larger than this server accepts",
+        )
+    } else {
+        ApiError::bad_request(e.body_text())
+    }
+}
+
+/// A raw body, with JSON errors.
+struct Raw(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Raw {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(request, state)
+            .await
+            .map(Raw)
+            .map_err(bytes_error)
+    }
+}
+
+#[derive(Serialize)]
+struct SessionList {
+    sessions: Vec<SessionInfo>,
+}
+
+async fn list_sessions(
+    State(app): AppState,
+    User(user): User,
+) -> Result<Json<SessionList>, ApiError> {
+    Ok(Json(SessionList {
+        sessions: app.sessions.list(&user)?,
+    }))
+}
+
+async fn create_session(
+    State(app): AppState,
+    User(user): User,
+    Params(id): Params<String>,
+) -> Result<Response, ApiError> {
+    let created = app.sessions.create(&user, &id).await?;
+    let info = app.sessions.info(&user, &id)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(info)).into_response())
+}
+
+async fn get_session(
+    State(app): AppState,
+    User(user): User,
+    Params(id): Params<String>,
+) -> Result<Json<SessionInfo>, ApiError> {
+    Ok(Json(app.sessions.info(&user, &id)?))
+}
+
+async fn delete_session(
+    State(app): AppState,
+    User(user): User,
+    Params(id): Params<String>,
+) -> Result<StatusCode, ApiError> {
+    app.sessions.delete(&user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct ToolList {
+    tools: Vec<sandbay_middleware::ToolSpec>,
+}
+
+async fn list_tools(State(app): AppState, User(_): User) -> Json<ToolList> {
+    let config = sandbay_middleware::ToolConfig::default();
+    let execute = app.sessions.isolation() != sandbay_core::Isolation::None;
+    Json(ToolList {
+        tools: ToolName::ALL
+            .into_iter()
+            .filter(|t| *t != ToolName::Execute || execute)
+            .map(|t| t.spec(&config))
+            .collect(),
+    })
+}
+
+async fn call_tool(
+    State(app): AppState,
+    User(user): User,
+    Params((id, name)): Params<(String, String)>,
+    Body(args): Body<Value>,
+) -> Result<Json<ToolOutput>, ApiError> {
+    let live = app.sessions.live(&user, &id).await?;
+    if !live.toolbox.tools().iter().any(|t| t.as_str() == name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no tool {name:?}; GET /v1/tools lists them"),
+        ));
+    }
+    Ok(Json(live.toolbox.call_guarded(&name, args).await))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchCall {
+    name: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    calls: Vec<BatchCall>,
+}
+
+#[derive(Serialize)]
+struct BatchOutputs {
+    outputs: Vec<ToolOutput>,
+}
+
+/// Most calls in one batch.
+const MAX_BATCH: usize = 64;
+
+async fn call_batch(
+    State(app): AppState,
+    User(user): User,
+    Params(id): Params<String>,
+    Body(batch): Body<Batch>,
+) -> Result<Json<BatchOutputs>, ApiError> {
+    if batch.calls.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!(
+            "a batch holds at most {MAX_BATCH} calls"
+        )));
+    }
+    let live = app.sessions.live(&user, &id).await?;
+    let calls = batch
+        .calls
+        .into_iter()
+        .map(|c| (c.name, c.arguments))
+        .collect();
+    Ok(Json(BatchOutputs {
+        outputs: live.toolbox.call_batch(calls).await,
+    }))
+}
+
+fn vpath(path: &str) -> Result<VPath, ApiError> {
+    VPath::parse(&format!("/{path}")).map_err(|e| ApiError::from(sandbay_core::Error::from(e)))
+}
+
+#[derive(Serialize)]
+struct Listing {
+    path: String,
+    entries: Vec<ListedEntry>,
+}
+
+#[derive(Serialize)]
+struct ListedEntry {
+    path: String,
+    kind: EntryKind,
+    size: u64,
+}
+
+async fn get_file(
+    State(app): AppState,
+    User(user): User,
+    Params((id, path)): Params<(String, String)>,
+) -> Result<Response, ApiError> {
+    let backend = app.sessions.backend(&user, &id)?;
+    let path = vpath(&path)?;
+    let entry = backend.stat(&path).await?;
+    if entry.kind == EntryKind::Dir {
+        let entries = backend.ls(&path).await?;
+        return Ok(Json(Listing {
+            path: path.to_string(),
+            entries: entries
+                .into_iter()
+                .map(|e| ListedEntry {
+                    path: e.path.to_string(),
+                    kind: e.kind,
+                    size: e.size,
+                })
+                .collect(),
+        })
+        .into_response());
+    }
+    let bytes = backend
+        .download(std::slice::from_ref(&path))
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(sandbay_core::Error::NotFound { path: path.clone() }))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+async fn put_file(
+    State(app): AppState,
+    User(user): User,
+    Params((id, path)): Params<(String, String)>,
+    Raw(bytes): Raw,
+) -> Result<StatusCode, ApiError> {
+    let backend = app.sessions.backend(&user, &id)?;
+    let path = vpath(&path)?;
+    backend
+        .upload(vec![(path.clone(), bytes.to_vec())])
+        .await
+        .pop()
+        .unwrap_or(Err(sandbay_core::Error::NotFound { path }))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_file(
+    State(app): AppState,
+    User(user): User,
+    Params((id, path)): Params<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let backend = app.sessions.backend(&user, &id)?;
+    backend.delete(&vpath(&path)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body of `POST .../exec`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecBody {
+    command: String,
+    /// Seconds; the server's default when absent, its maximum at most.
+    #[serde(default)]
+    timeout: Option<u64>,
+    /// Text for standard input.
+    #[serde(default)]
+    stdin: Option<String>,
+    /// Working directory inside the workspace.
+    #[serde(default)]
+    workdir: Option<String>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
+}
+
+/// The reply of `POST .../exec`.
+#[derive(Serialize)]
+struct ExecReply {
+    stdout: String,
+    stderr: String,
+    /// Standard output as base64, when it is not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stdout_base64: Option<String>,
+    /// Standard error as base64, when it is not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stderr_base64: Option<String>,
+    exit_code: Option<i32>,
+    timed_out: bool,
+    truncated: bool,
+    duration_ms: u64,
+    notes: Vec<String>,
+}
+
+fn text_and_base64(bytes: Vec<u8>) -> (String, Option<String>) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) => {
+            let bytes = e.into_bytes();
+            (
+                String::from_utf8_lossy(&bytes).into_owned(),
+                Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+            )
+        }
+    }
+}
+
+async fn exec(
+    State(app): AppState,
+    User(user): User,
+    Params(id): Params<String>,
+    Body(body): Body<ExecBody>,
+) -> Result<Json<ExecReply>, ApiError> {
+    let live = app.sessions.live(&user, &id).await?;
+    let Some(sandbox) = &live.sandbox else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "unsupported",
+            "commands cannot run here: this host gives no jail level",
+        ));
+    };
+    let limits = &app.limits;
+    let timeout = body
+        .timeout
+        .unwrap_or(limits.exec_timeout_default_secs)
+        .min(limits.exec_timeout_max_secs);
+    let mut request = ExecRequest::new(body.command).timeout(Duration::from_secs(timeout));
+    request.stdin = body.stdin.map(String::into_bytes).unwrap_or_default();
+    request.env = body.env;
+    request.workdir = body.workdir.as_deref().map(vpath).transpose()?;
+    let out = sandbox.execute(request).await?;
+    let (stdout, stdout_base64) = text_and_base64(out.stdout);
+    let (stderr, stderr_base64) = text_and_base64(out.stderr);
+    Ok(Json(ExecReply {
+        stdout,
+        stderr,
+        stdout_base64,
+        stderr_base64,
+        exit_code: out.exit_code,
+        timed_out: out.timed_out,
+        truncated: out.truncated,
+        duration_ms: u64::try_from(out.duration.as_millis()).unwrap_or(u64::MAX),
+        notes: out.notes,
+    }))
+}
