@@ -72,6 +72,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/tools", get(list_tools))
         .route("/sessions/{id}/tools", post(call_batch))
         .route("/sessions/{id}/tools/{name}", post(call_tool))
+        .route("/sessions/{id}/files", get(get_root))
+        .route("/sessions/{id}/files/", get(get_root))
         .route(
             "/sessions/{id}/files/{*path}",
             get(get_file).put(put_file).delete(delete_file),
@@ -362,6 +364,14 @@ struct ListedEntry {
     path: String,
     kind: EntryKind,
     size: u64,
+}
+
+async fn get_root(
+    state: AppState,
+    user: User,
+    Params(id): Params<String>,
+) -> Result<Response, ApiError> {
+    get_file(state, user, Params((id, String::new()))).await
 }
 
 async fn get_file(
