@@ -6,8 +6,10 @@
 # Creates target/mcp-venv and installs the pinned client there when missing,
 # builds the `sandbay` binary, runs
 # tests/mcp/client_test.py against the state and fs backends (and docker when
-# a daemon answers), and ends with
-# `mcp: N passed, N failed`. Exits non-zero on any failure.
+# a daemon answers), printing `mcp: N passed, N failed`, then
+# tests/mcp/http_client_test.py against `sandbay serve` (MCP over streamable
+# HTTP, two users), printing `mcp-http: N passed, N failed`. Exits non-zero on
+# any failure.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,4 +36,7 @@ else
     echo "mcp: no Docker daemon answers: the docker backend is skipped" >&2
 fi
 
-exec "$venv/bin/python" "$root/tests/mcp/client_test.py" "${docker[@]}" "$@" -- "${server[@]}"
+status=0
+"$venv/bin/python" "$root/tests/mcp/client_test.py" "${docker[@]}" "$@" -- "${server[@]}" || status=$?
+"$venv/bin/python" "$root/tests/mcp/http_client_test.py" "$target_dir/debug/sandbay" || status=$?
+exit "$status"

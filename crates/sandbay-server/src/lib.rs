@@ -42,6 +42,8 @@
 //! | `POST /v1/sessions/{id}/tools` | a turn of parallel calls, `{"calls": [{"name", "arguments"}]}` |
 //! | `GET/PUT/DELETE /v1/sessions/{id}/files/{path}` | raw bytes, binary safe; a directory GETs as a JSON listing |
 //! | `POST /v1/sessions/{id}/exec` | run a command: `{"command", "timeout", "stdin", "workdir", "env"}` |
+//! | `/v1/sessions/{id}/mcp` | MCP over streamable HTTP for that session |
+//! | `/v1/mcp?session={id}` | the same, the session made on first use (default id `default`) |
 //!
 //! # Dependencies
 //!
@@ -57,6 +59,7 @@
 pub mod auth;
 mod config;
 pub mod error;
+mod mcp;
 mod routes;
 mod sessions;
 

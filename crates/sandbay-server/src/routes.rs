@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
 use sandbay_core::{Backend, EntryKind, ExecRequest, Sandbox, VPath};
@@ -30,6 +30,7 @@ use crate::sessions::{SessionInfo, Sessions};
 #[derive(Debug)]
 pub(crate) struct App {
     pub(crate) sessions: Sessions,
+    pub(crate) mcp: crate::mcp::McpServices,
     pub(crate) keys: KeyStore,
     pub(crate) limits: ServerLimits,
     permits: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -39,6 +40,7 @@ impl App {
     pub(crate) fn new(sessions: Sessions, keys: KeyStore, limits: ServerLimits) -> App {
         App {
             sessions,
+            mcp: crate::mcp::McpServices::default(),
             keys,
             limits,
             permits: Mutex::default(),
@@ -58,7 +60,7 @@ impl App {
     }
 }
 
-type AppState = State<Arc<App>>;
+pub(crate) type AppState = State<Arc<App>>;
 
 /// The router of the whole API, over `app`.
 pub(crate) fn router(app: Arc<App>) -> Router {
@@ -79,6 +81,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             get(get_file).put(put_file).delete(delete_file),
         )
         .route("/sessions/{id}/exec", post(exec))
+        .route("/sessions/{id}/mcp", any(crate::mcp::session_mcp))
+        .route("/mcp", any(crate::mcp::default_mcp))
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .fallback(not_found);
     Router::new()
@@ -144,7 +148,7 @@ async fn authenticate(State(app): AppState, mut request: Request, next: Next) ->
 }
 
 /// The user a user route acts for.
-struct User(String);
+pub(crate) struct User(pub(crate) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for User {
     type Rejection = ApiError;
@@ -163,7 +167,7 @@ impl<S: Send + Sync> FromRequestParts<S> for User {
 }
 
 /// Path parameters, with JSON errors.
-struct Params<T>(T);
+pub(crate) struct Params<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
     type Rejection = ApiError;
@@ -268,6 +272,7 @@ async fn delete_session(
     Params(id): Params<String>,
 ) -> Result<StatusCode, ApiError> {
     app.sessions.delete(&user, &id).await?;
+    app.mcp.remove(&user, &id);
     Ok(StatusCode::NO_CONTENT)
 }
 
