@@ -4,14 +4,23 @@
 //! bytes). The keys file holds one line per key, `USER sha256:HEX`: the
 //! SHA-256 of the key, never the key itself (keys are random, so a fast
 //! hash is enough; a leaked file gives no key). `#` starts a comment.
+//!
+//! An application with its own login can instead mint bearer JWTs for its
+//! users ([`JwtConfig`]): HS256 with a shared secret, or RS256 / EdDSA
+//! checked with a public key. `sub` names the user; `exp`, `aud` (and
+//! `nbf`, `iss` when present or configured) are checked; the algorithm is
+//! the configured one only, so `alg: none` and algorithm swaps fail.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
@@ -77,12 +86,144 @@ pub fn valid_user(user: &str) -> bool {
         && !user.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// The API keys a server accepts, and its admin key.
+/// The signature algorithm of the JWTs a server accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    /// HMAC with SHA-256 and a shared secret.
+    HS256,
+    /// RSA PKCS#1 v1.5 with SHA-256, checked with a public key.
+    RS256,
+    /// Ed25519, checked with a public key.
+    EdDSA,
+}
+
+/// How bearer JWTs are checked (`[jwt]` in the configuration file).
+///
+/// ```
+/// let config: sandbay_server::auth::JwtConfig = toml::from_str(r#"
+///     algorithm = "EdDSA"
+///     public_key = "/etc/sandbay/jwt.pub.pem"
+///     audience = "sandbay"
+/// "#).unwrap();
+/// assert_eq!(config.algorithm, sandbay_server::auth::JwtAlgorithm::EdDSA);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// The one algorithm accepted.
+    pub algorithm: JwtAlgorithm,
+    /// HS256: the environment variable that holds the secret (default
+    /// `SANDBAY_JWT_SECRET`), so the secret is never in a file.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// RS256 and EdDSA: a PEM file with the public key.
+    #[serde(default)]
+    pub public_key: Option<PathBuf>,
+    /// The `aud` every token must carry.
+    pub audience: String,
+    /// The `iss` every token must carry, if set.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds. Default 30.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+/// A JWT checker built from a [`JwtConfig`].
+#[derive(Clone)]
+pub struct JwtVerifier {
+    key: jsonwebtoken::DecodingKey,
+    validation: jsonwebtoken::Validation,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("algorithms", &self.validation.algorithms)
+            .field("audience", &self.validation.aud)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+impl JwtVerifier {
+    /// Reads the key named by `config`.
+    ///
+    /// # Errors
+    /// A missing secret or key file, or a key that is not valid PEM, as
+    /// text for the operator.
+    pub fn new(config: &JwtConfig) -> Result<JwtVerifier, String> {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+        let read_pem = || -> Result<Vec<u8>, String> {
+            let path = config
+                .public_key
+                .as_ref()
+                .ok_or("jwt: public_key is required for RS256 and EdDSA")?;
+            std::fs::read(path).map_err(|e| format!("jwt: cannot read {}: {e}", path.display()))
+        };
+        let (algorithm, key) = match config.algorithm {
+            JwtAlgorithm::HS256 => {
+                let var = config.secret_env.as_deref().unwrap_or("SANDBAY_JWT_SECRET");
+                let secret = std::env::var(var)
+                    .ok()
+                    .filter(|s| s.len() >= 32)
+                    .ok_or_else(|| {
+                        format!("jwt: HS256 needs a secret of at least 32 bytes in ${var}")
+                    })?;
+                (
+                    Algorithm::HS256,
+                    DecodingKey::from_secret(secret.as_bytes()),
+                )
+            }
+            JwtAlgorithm::RS256 => (
+                Algorithm::RS256,
+                DecodingKey::from_rsa_pem(&read_pem()?).map_err(|e| format!("jwt: {e}"))?,
+            ),
+            JwtAlgorithm::EdDSA => (
+                Algorithm::EdDSA,
+                DecodingKey::from_ed_pem(&read_pem()?).map_err(|e| format!("jwt: {e}"))?,
+            ),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = config.leeway_secs;
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        if let Some(iss) = &config.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        Ok(JwtVerifier { key, validation })
+    }
+
+    /// The user a valid token names.
+    fn user(&self, token: &str) -> Option<String> {
+        match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
+            Ok(data) if valid_user(&data.claims.sub) => Some(data.claims.sub),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "a bearer JWT was refused");
+                None
+            }
+        }
+    }
+}
+
+/// The API keys a server accepts, its admin key, and its JWT checker.
 #[derive(Debug, Default, Clone)]
 pub struct KeyStore {
     /// Key digest to user.
     users: HashMap<Digest32, String>,
     admin: Option<Digest32>,
+    jwt: Option<Arc<JwtVerifier>>,
 }
 
 impl KeyStore {
@@ -121,6 +262,12 @@ impl KeyStore {
     /// Sets the admin key (`None`: no admin routes).
     pub fn with_admin_key(mut self, key: Option<&str>) -> Self {
         self.admin = key.map(digest);
+        self
+    }
+
+    /// Accepts bearer JWTs checked by `verifier` besides the keys.
+    pub fn with_jwt(mut self, verifier: Option<JwtVerifier>) -> Self {
+        self.jwt = verifier.map(Arc::new);
         self
     }
 
@@ -170,6 +317,17 @@ impl KeyStore {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer <key>`")
             })?;
+        if !token.starts_with(KEY_PREFIX) {
+            if let Some(jwt) = &self.jwt {
+                if token.split('.').count() == 3 {
+                    return jwt.user(token).map(Caller::User).ok_or_else(|| {
+                        ApiError::unauthorized(
+                            "the token is not valid: wrong signature or algorithm, expired, not yet valid, or for another audience",
+                        )
+                    });
+                }
+            }
+        }
         self.identify(token)
             .ok_or_else(|| ApiError::unauthorized("the key is not valid"))
     }

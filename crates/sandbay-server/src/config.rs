@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub write_behind_ms: u64,
     /// Per-user and global bounds.
     pub limits: ServerLimits,
+    /// Bearer JWTs from the application's own login, besides the keys.
+    pub jwt: Option<crate::auth::JwtConfig>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             backend: BackendChoice::State,
             write_behind_ms: 1000,
             limits: ServerLimits::default(),
+            jwt: None,
         }
     }
 }

@@ -50,6 +50,7 @@
 //! * `axum` (with `tokio`): the HTTP server and router;
 //! * `sha2`, `subtle`, `getrandom`, `base64`: key digests, constant-time
 //!   comparison, new keys;
+//! * `jsonwebtoken` (RustCrypto backend, no C): bearer JWTs;
 //! * `toml`: the configuration file;
 //! * `sandbay-state`, `sandbay-exec`, `sandbay-middleware`: the
 //!   workspaces, the jail, the agent tools.
@@ -85,9 +86,15 @@ impl Server {
     /// A data directory or keys file that cannot be used, as text for the
     /// operator.
     pub async fn open(config: ServerConfig) -> Result<Server, String> {
+        let jwt = config
+            .jwt
+            .as_ref()
+            .map(auth::JwtVerifier::new)
+            .transpose()?;
         let keys = KeyStore::load(&config.keys_path())
             .map_err(|e| e.to_string())?
-            .with_admin_key(config.admin_key.as_deref());
+            .with_admin_key(config.admin_key.as_deref())
+            .with_jwt(jwt);
         Self::open_with_keys(config, keys).await
     }
 
