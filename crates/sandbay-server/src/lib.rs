@@ -33,7 +33,11 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /healthz`, `GET /readyz` | liveness; readiness with counts (no auth) |
+//! | `GET /healthz`, `GET /readyz` | liveness; readiness with counts (no auth; 503 while draining) |
+//! | `GET /metrics` | Prometheus text (admin key) |
+//! | `GET /v1/admin/sessions` | every user's sessions (admin key) |
+//! | `POST /v1/admin/evict` | end the compute of idle sessions; files stay (admin key) |
+//! | `POST /v1/admin/drain` | refuse new sessions, write everything (admin key) |
 //! | `PUT /v1/sessions/{id}` | get or create a session (201 created, 200 existing) |
 //! | `GET /v1/sessions`, `GET /v1/sessions/{id}` | the caller's sessions |
 //! | `DELETE /v1/sessions/{id}` | delete a session and its files for good |
@@ -52,6 +56,7 @@
 //!   comparison, new keys;
 //! * `jsonwebtoken` (RustCrypto backend, no C): bearer JWTs;
 //! * `toml`: the configuration file;
+//! * `prometheus-client`: the `/metrics` exposition;
 //! * `sandbay-state`, `sandbay-exec`, `sandbay-middleware`: the
 //!   workspaces, the jail, the agent tools.
 #![deny(missing_docs)]
@@ -61,6 +66,7 @@ pub mod auth;
 mod config;
 pub mod error;
 mod mcp;
+mod metrics;
 mod routes;
 mod sessions;
 

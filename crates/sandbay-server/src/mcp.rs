@@ -95,6 +95,9 @@ pub(crate) async fn default_mcp(
     request: Request,
 ) -> Result<Response, ApiError> {
     let id = which.session.unwrap_or_else(|| "default".to_owned());
-    app.sessions.create(&user, &id).await?;
+    if !app.sessions.exists(&user, &id) {
+        app.check_not_draining()?;
+        app.sessions.create(&user, &id).await?;
+    }
     serve(&app, &user, &id, request).await
 }

@@ -30,6 +30,9 @@ use crate::sessions::{SessionInfo, Sessions};
 #[derive(Debug)]
 pub(crate) struct App {
     pub(crate) sessions: Sessions,
+    pub(crate) metrics: crate::metrics::Metrics,
+    /// Set by `POST /v1/admin/drain`: no new session is made.
+    draining: std::sync::atomic::AtomicBool,
     pub(crate) mcp: crate::mcp::McpServices,
     pub(crate) keys: KeyStore,
     pub(crate) limits: ServerLimits,
@@ -40,11 +43,25 @@ impl App {
     pub(crate) fn new(sessions: Sessions, keys: KeyStore, limits: ServerLimits) -> App {
         App {
             sessions,
+            metrics: crate::metrics::Metrics::default(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             mcp: crate::mcp::McpServices::default(),
             keys,
             limits,
             permits: Mutex::default(),
         }
+    }
+
+    /// Refuses new sessions while the server drains.
+    pub(crate) fn check_not_draining(&self) -> Result<(), ApiError> {
+        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the server is draining: no new sessions",
+            ));
+        }
+        Ok(())
     }
 
     /// A place among the user's requests in progress, if one is free.
@@ -83,13 +100,24 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/sessions/{id}/exec", post(exec))
         .route("/sessions/{id}/mcp", any(crate::mcp::session_mcp))
         .route("/mcp", any(crate::mcp::default_mcp))
+        .route("/admin/sessions", get(admin_sessions))
+        .route("/admin/evict", post(admin_evict))
+        .route("/admin/drain", post(admin_drain))
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .fallback(not_found);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route(
+            "/metrics",
+            get(metrics).route_layer(middleware::from_fn_with_state(app.clone(), authenticate)),
+        )
         .nest("/v1", v1)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::record,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(app)
 }
@@ -106,13 +134,89 @@ struct Ready {
     isolation: &'static str,
 }
 
-async fn ready(State(app): AppState) -> Json<Ready> {
-    Json(Ready {
-        ready: true,
-        sessions: app.sessions.total(),
-        live: app.sessions.live_count(),
-        isolation: app.sessions.isolation().as_str(),
-    })
+async fn ready(State(app): AppState) -> (StatusCode, Json<Ready>) {
+    let draining = app.draining.load(std::sync::atomic::Ordering::Relaxed);
+    let status = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        Json(Ready {
+            ready: !draining,
+            sessions: app.sessions.total(),
+            live: app.sessions.live_count(),
+            isolation: app.sessions.isolation().as_str(),
+        }),
+    )
+}
+
+/// The admin key's caller.
+struct Admin;
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Caller>() {
+            Some(Caller::Admin) => Ok(Admin),
+            Some(Caller::User(_)) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this route needs the admin key",
+            )),
+            None => Err(ApiError::unauthorized("no credentials")),
+        }
+    }
+}
+
+async fn metrics(State(app): AppState, _: Admin) -> Response {
+    let text = app
+        .metrics
+        .render(app.sessions.total(), app.sessions.live_count());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct AdminSession {
+    user: String,
+    id: String,
+    loaded: bool,
+}
+
+async fn admin_sessions(State(app): AppState, _: Admin) -> Result<Json<Value>, ApiError> {
+    let sessions: Vec<AdminSession> = app
+        .sessions
+        .all()?
+        .into_iter()
+        .map(|(user, info)| AdminSession {
+            user,
+            id: info.id,
+            loaded: info.loaded,
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "sessions": sessions })))
+}
+
+async fn admin_evict(State(app): AppState, _: Admin) -> Result<Json<Value>, ApiError> {
+    let unloaded = app.sessions.evict_idle().await?;
+    app.metrics.evicted(unloaded);
+    Ok(Json(serde_json::json!({ "evicted": unloaded })))
+}
+
+async fn admin_drain(State(app): AppState, _: Admin) -> Json<Value> {
+    app.draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    app.sessions.flush().await.ok();
+    Json(serde_json::json!({ "draining": true }))
 }
 
 /// Authenticates, and holds one of the user's places for the request.
@@ -248,6 +352,9 @@ async fn create_session(
     User(user): User,
     Params(id): Params<String>,
 ) -> Result<Response, ApiError> {
+    if !app.sessions.exists(&user, &id) {
+        app.check_not_draining()?;
+    }
     let created = app.sessions.create(&user, &id).await?;
     let info = app.sessions.info(&user, &id)?;
     let status = if created {

@@ -183,6 +183,11 @@ impl Sessions {
         })
     }
 
+    /// Whether the caller has this session.
+    pub(crate) fn exists(&self, user: &str, id: &str) -> bool {
+        valid_session_id(id) && self.store.exists(user, id)
+    }
+
     fn check_exists(&self, user: &str, id: &str) -> Result<(), ApiError> {
         if valid_session_id(id) && self.store.exists(user, id) {
             Ok(())
@@ -252,6 +257,46 @@ impl Sessions {
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
             .cloned()
+    }
+
+    /// Every user's sessions, sorted by user and id.
+    pub(crate) fn all(&self) -> Result<Vec<(String, SessionInfo)>, ApiError> {
+        let mut keys = self.store.saved_sessions()?;
+        for loaded in self.store.loaded() {
+            if !keys.contains(&loaded) {
+                keys.push(loaded);
+            }
+        }
+        keys.sort_unstable();
+        Ok(keys
+            .into_iter()
+            .map(|(user, id)| {
+                let loaded = self.store.get(&user, &id).is_some();
+                (user, SessionInfo { id, loaded })
+            })
+            .collect())
+    }
+
+    /// Ends the compute of every session no request is using (its jail
+    /// and tools), and frees the memory of its files after writing them;
+    /// the files stay. Returns how many sessions were unloaded.
+    pub(crate) async fn evict_idle(&self) -> Result<usize, ApiError> {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, live| Arc::strong_count(live) > 1);
+        let mut unloaded = 0;
+        for (user, id) in self.store.loaded() {
+            let in_use = self
+                .live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&(user.clone(), id.clone()));
+            if !in_use && self.store.unload(&user, &id).await? {
+                unloaded += 1;
+            }
+        }
+        Ok(unloaded)
     }
 
     /// Writes every change to disk.

@@ -675,3 +675,95 @@ async fn a_hundred_users_at_once_each_see_only_their_files() {
     assert_eq!(errors, 0);
     drop(s.server.flush().await);
 }
+
+#[tokio::test]
+async fn admin_routes_need_the_admin_key_and_evict_keeps_files() {
+    let s = start().await;
+    s.send(Method::PUT, Some(ALICE), "/v1/sessions/a", None)
+        .await;
+    s.put_file(ALICE, "a", "kept.txt", b"kept".to_vec()).await;
+    s.send(Method::PUT, Some(BOB), "/v1/sessions/b", None).await;
+    for path in ["/v1/admin/sessions", "/metrics"] {
+        assert_eq!(
+            s.send(Method::GET, Some(ALICE), path, None).await.0,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+        assert_eq!(
+            s.send(Method::GET, None, path, None).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        s.send(Method::POST, Some(BOB), "/v1/admin/evict", None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, all) = s
+        .send(Method::GET, Some(ADMIN), "/v1/admin/sessions", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        all["sessions"],
+        json!([
+            {"user": "alice", "id": "a", "loaded": true},
+            {"user": "bob", "id": "b", "loaded": true}
+        ])
+    );
+    // evicting ends compute and memory, never files
+    let (_, evicted) = s
+        .send(Method::POST, Some(ADMIN), "/v1/admin/evict", None)
+        .await;
+    assert_eq!(evicted["evicted"], 2);
+    let (_, all) = s
+        .send(Method::GET, Some(ADMIN), "/v1/admin/sessions", None)
+        .await;
+    assert_eq!(all["sessions"][0]["loaded"], false);
+    assert_eq!(
+        s.get_file(ALICE, "a", "kept.txt").await,
+        (StatusCode::OK, b"kept".to_vec())
+    );
+    // metrics count what happened
+    let text = s
+        .req(Method::GET, Some(ADMIN), "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("sandbay_evictions_total 2"), "{text}");
+    assert!(text.contains("sandbay_sessions 2"), "{text}");
+    assert!(
+        text.contains(
+            r#"sandbay_http_requests_total{method="PUT",route="/v1/sessions/{id}",status="201"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("sandbay_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    // draining refuses new sessions and reports not ready; existing ones work
+    s.send(Method::POST, Some(ADMIN), "/v1/admin/drain", None)
+        .await;
+    let (status, err) = s
+        .send(Method::PUT, Some(ALICE), "/v1/sessions/new", None)
+        .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"))
+    );
+    assert_eq!(
+        s.send(Method::PUT, Some(ALICE), "/v1/sessions/a", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.send(Method::GET, None, "/readyz", None).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}

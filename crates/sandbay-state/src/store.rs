@@ -510,6 +510,17 @@ impl StateStore {
         ids
     }
 
+    /// Every loaded (user, session) pair, sorted.
+    pub fn loaded(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .users()
+            .iter()
+            .flat_map(|(user, sessions)| sessions.keys().map(|s| (user.clone(), s.clone())))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// Number of users with at least one session.
     pub fn user_count(&self) -> usize {
         self.users().len()
