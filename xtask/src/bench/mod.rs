@@ -7,6 +7,7 @@
 mod docker;
 mod exec;
 mod files;
+mod serve;
 
 use std::time::Duration;
 
@@ -133,6 +134,9 @@ pub(crate) fn main(args: &[&str]) -> std::process::ExitCode {
     runtime.block_on(async {
         if wants("files") {
             files::run(&mut report).await;
+        }
+        if wants("serve") {
+            serve::run(&mut report).await;
         }
         if wants("exec") {
             exec::run(&mut report).await;
