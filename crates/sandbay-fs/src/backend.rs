@@ -12,7 +12,7 @@ use sandbay_core::{
 use crate::config::FsConfig;
 use crate::error::join_error;
 use crate::locks::PathLocks;
-use crate::{read, search, write};
+use crate::{clear, read, search, write};
 
 /// A workspace in a host directory, reached only through a
 /// [`cap_std::fs::Dir`] capability.
@@ -199,6 +199,14 @@ impl Backend for FsBackend {
             })
             .await;
         spread(results, count)
+    }
+
+    /// Removes every entry through the root handle, raw names included
+    /// (names `ls` does not show: a newline, a control character, a
+    /// backslash, invalid UTF-8), never following a link; then lists the
+    /// raw entries again to check that none is left.
+    async fn clear(&self) -> Result<usize> {
+        self.blocking(|root, _, _| clear::clear(root)).await
     }
 }
 

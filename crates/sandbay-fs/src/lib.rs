@@ -105,7 +105,8 @@
 //!   `grep` of a symlinked file searches it. Inside the tree, links are
 //!   never followed.
 //! * Names that cannot be virtual path components (not UTF-8, control
-//!   characters, backslashes) are invisible to `ls`, `glob` and `grep`.
+//!   characters, backslashes) are invisible to `ls`, `glob` and `grep`;
+//!   `clear` removes them too (it walks the raw entries of the handle).
 //! * A temporary file exists under a `.tmp*` name only for the instant
 //!   between naming the finished content and the rename.
 //! * Changes through one backend (and its clones) to the same virtual
@@ -135,6 +136,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod clear;
 mod config;
 mod error;
 #[cfg(feature = "exec")]
