@@ -13,8 +13,11 @@ use crate::types::{
 
 /// A workspace of files an agent can list, read, write, edit and search.
 ///
-/// Every method is required, so a wrapper cannot silently lose an
-/// override; convenience calls live in [`BackendExt`]. The trait is
+/// Every method but [`Backend::clear`] is required, so a wrapper cannot
+/// silently lose an override (the forwarding impls and
+/// [`delegate_backend!`](crate::delegate_backend) forward `clear` too,
+/// and deny `clippy::missing_trait_methods`); convenience calls live in
+/// [`BackendExt`]. The trait is
 /// object safe: [`DynBackend`] and `Arc<dyn Backend>` work.
 ///
 /// The bullets under each method are the contract; each one is a named
@@ -83,6 +86,54 @@ pub trait Backend: std::fmt::Debug + Send + Sync {
 
     /// Reads several whole files, binary safe; one result per item.
     async fn download(&self, paths: &[VPath]) -> Vec<Result<Vec<u8>>>;
+
+    /// Deletes everything in the workspace and checks that nothing is
+    /// left; returns how many top-level entries were removed. This is the
+    /// file part of resetting a workspace for its next user.
+    ///
+    /// # Behavior
+    /// - every entry goes, including names that are not valid virtual
+    ///   paths (a newline, a control character, a backslash, invalid
+    ///   UTF-8) where the backend can hold them;
+    /// - links are removed, never followed: nothing outside is touched;
+    /// - emptiness is checked the same way the entries were found.
+    ///
+    /// The default lists with [`Backend::ls`] and removes each entry with
+    /// [`Backend::delete`] ([`clear_listed`]); a backend whose files can
+    /// have names `ls` cannot show overrides it.
+    ///
+    /// # Errors
+    /// The first failed deletion, or `permission_denied` naming the first
+    /// entry left afterwards.
+    async fn clear(&self) -> Result<usize> {
+        clear_listed(self).await
+    }
+}
+
+/// [`Backend::clear`] through [`Backend::ls`] and [`Backend::delete`]:
+/// what a backend whose every name is a valid virtual path needs.
+///
+/// # Errors
+/// As [`Backend::clear`].
+pub async fn clear_listed<B: Backend + ?Sized>(backend: &B) -> Result<usize> {
+    let root = VPath::root();
+    let entries = backend.ls(&root).await?;
+    let removed = entries.len();
+    for entry in entries {
+        match backend.delete(&entry.path).await {
+            // gone meanwhile: that is what we wanted
+            Ok(()) | Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let left = backend.ls(&root).await?;
+    if let Some(first) = left.first() {
+        return Err(Error::PermissionDenied {
+            path: first.path.clone(),
+            reason: format!("{} entries could not be removed", left.len()),
+        });
+    }
+    Ok(removed)
 }
 
 /// A [`Backend`] whose workspace can also run commands.
@@ -147,6 +198,9 @@ macro_rules! forward_backend {
             }
             async fn download(&self, paths: &[VPath]) -> Vec<Result<Vec<u8>>> {
                 (**self).download(paths).await
+            }
+            async fn clear(&self) -> Result<usize> {
+                (**self).clear().await
             }
         }
 
@@ -246,6 +300,9 @@ macro_rules! delegate_backend {
             ) -> ::std::vec::Vec<$crate::Result<::std::vec::Vec<u8>>> {
                 self.$field.download(paths).await
             }
+            async fn clear(&self) -> $crate::Result<usize> {
+                self.$field.clear().await
+            }
         }
     };
 }
@@ -288,37 +345,6 @@ pub trait BackendExt: Backend {
             Err(Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
-    }
-
-    /// Deletes everything in the workspace and checks that nothing is
-    /// left; returns how many top-level entries were removed. Going
-    /// through [`Backend::delete`] keeps the backend's own guarantees (on
-    /// the fs backend nothing outside the root can be touched, whatever
-    /// was planted). This is the file part of resetting a sandbox for its
-    /// next user.
-    ///
-    /// # Errors
-    /// The first failed deletion, or `permission_denied` when entries
-    /// remain afterwards.
-    async fn clear(&self) -> Result<usize> {
-        let root = VPath::root();
-        let entries = self.ls(&root).await?;
-        let removed = entries.len();
-        for entry in entries {
-            match self.delete(&entry.path).await {
-                // gone meanwhile: that is what we wanted
-                Ok(()) | Err(Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let left = self.ls(&root).await?;
-        if let Some(first) = left.first() {
-            return Err(Error::PermissionDenied {
-                path: first.path.clone(),
-                reason: format!("{} entries could not be removed", left.len()),
-            });
-        }
-        Ok(removed)
     }
 }
 

@@ -43,6 +43,8 @@ pub enum ErrorCode {
     Unavailable,
     /// Any other input/output failure.
     Io,
+    /// The workspace's disk quota (bytes or files) is used up.
+    QuotaExceeded,
 }
 
 impl ErrorCode {
@@ -63,6 +65,7 @@ impl ErrorCode {
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Io => "io",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
         }
     }
 }
@@ -177,6 +180,18 @@ pub enum Error {
         /// The kind of the underlying I/O error.
         kind: std::io::ErrorKind,
     },
+    /// See [`ErrorCode::QuotaExceeded`].
+    #[error("{path}: the workspace is over its disk quota{}; delete files to make room", quota_phrase(*.limit))]
+    QuotaExceeded {
+        /// The path being written.
+        path: VPath,
+        /// The byte quota in force, when the backend knows it.
+        limit: Option<u64>,
+    },
+}
+
+fn quota_phrase(limit: Option<u64>) -> String {
+    limit.map(|l| format!(" of {l} bytes")).unwrap_or_default()
 }
 
 fn humanize(d: Duration) -> String {
@@ -205,6 +220,7 @@ impl Error {
             Error::Unsupported { .. } => ErrorCode::Unsupported,
             Error::Unavailable { .. } => ErrorCode::Unavailable,
             Error::Io { .. } => ErrorCode::Io,
+            Error::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
         }
     }
 
@@ -251,11 +267,14 @@ impl Error {
             K::InvalidFilename => Error::InvalidArgument {
                 message: format!("{path}: the file name is not valid here"),
             },
-            K::FileTooLarge | K::StorageFull | K::QuotaExceeded => Error::TooLarge {
+            // EFBIG: one file over the file size limit (`RLIMIT_FSIZE`)
+            K::FileTooLarge => Error::TooLarge {
                 what: path.to_string(),
                 size: 0,
                 limit: 0,
             },
+            // ENOSPC, EDQUOT: the workspace's file system (or quota) is full
+            K::StorageFull | K::QuotaExceeded => Error::QuotaExceeded { path, limit: None },
             kind => Error::Io {
                 path: Some(path),
                 kind,
@@ -321,6 +340,13 @@ mod tests {
                 },
                 "io",
             ),
+            (
+                Error::QuotaExceeded {
+                    path: p.clone(),
+                    limit: Some(10),
+                },
+                "quota_exceeded",
+            ),
         ];
         for (err, code) in cases {
             assert_eq!(err.code().as_str(), code, "{err}");
@@ -337,6 +363,31 @@ mod tests {
         assert_eq!(
             Error::io(&p, &std::io::ErrorKind::NotFound.into()).code(),
             ErrorCode::NotFound
+        );
+    }
+
+    #[test]
+    fn full_disk_is_quota_exceeded() {
+        let p = VPath::parse("/big").unwrap();
+        for errno in [28, 122] {
+            // ENOSPC, EDQUOT
+            let err = Error::io(&p, &std::io::Error::from_raw_os_error(errno));
+            assert_eq!(err.code(), ErrorCode::QuotaExceeded, "errno {errno}");
+            assert_eq!(
+                err.to_string(),
+                "/big: the workspace is over its disk quota; delete files to make room"
+            );
+        }
+        // EFBIG is one file over its size limit, not the workspace
+        let err = Error::io(&p, &std::io::Error::from_raw_os_error(27));
+        assert_eq!(err.code(), ErrorCode::TooLarge);
+        let err = Error::QuotaExceeded {
+            path: p,
+            limit: Some(4096),
+        };
+        assert_eq!(
+            err.to_string(),
+            "/big: the workspace is over its disk quota of 4096 bytes; delete files to make room"
         );
     }
 

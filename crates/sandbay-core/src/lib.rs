@@ -36,7 +36,7 @@ mod path;
 pub mod text;
 mod types;
 
-pub use backend::{Backend, BackendExt, DynBackend, DynSandbox, Sandbox};
+pub use backend::{Backend, BackendExt, DynBackend, DynSandbox, Sandbox, clear_listed};
 pub use error::{Error, ErrorCode, Result};
 pub use lines::Lines;
 pub use path::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES, PathError, PathErrorKind, VPath};

@@ -322,6 +322,9 @@ pub struct Capabilities {
     pub persistent: bool,
     /// The whole workspace can be snapshotted and restored.
     pub snapshot: bool,
+    /// The disk quota in force, if any (`None`: the workspace may fill
+    /// whatever disk it is on).
+    pub quota: Option<DiskQuota>,
 }
 
 impl Default for Capabilities {
@@ -332,8 +335,25 @@ impl Default for Capabilities {
             symlinks: false,
             persistent: false,
             snapshot: false,
+            quota: None,
         }
     }
+}
+
+/// A workspace's disk quota as a backend enforces it (see
+/// [`Capabilities::quota`]). A write over it fails with `quota_exceeded`
+/// and changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskQuota {
+    /// Bytes the workspace may hold.
+    pub bytes: u64,
+    /// Files and directories it may hold, when that is capped too.
+    pub files: Option<u64>,
+    /// Commands are held to the quota while they run (their writes fail
+    /// with "no space left" at the quota), not only the file API. `false`
+    /// means only the file API counts: a command can still fill the
+    /// host's disk.
+    pub commands: bool,
 }
 
 /// Per-backend size limits for text operations.

@@ -354,7 +354,7 @@ impl DockerSandbox {
     /// # Errors
     /// `unavailable` when processes survive, `/tmp` cannot be emptied, the
     /// time limit passes or the container is gone; the errors of
-    /// [`sandbay_core::BackendExt::clear`]. A sandbox whose reset failed
+    /// [`sandbay_core::Backend::clear`]. A sandbox whose reset failed
     /// should not be handed to anyone else.
     pub async fn reset(&self, timeout: Duration) -> Result<()> {
         let out = self
@@ -371,7 +371,7 @@ impl DockerSandbox {
                 ),
             });
         }
-        sandbay_core::BackendExt::clear(self).await?;
+        sandbay_core::Backend::clear(self).await?;
         Ok(())
     }
 
@@ -465,8 +465,7 @@ sandbay_core::delegate_backend!(impl Backend for DockerSandbox => files {
             execute: true,
             isolation: Isolation::Container,
             symlinks: true,
-            persistent: false,
-            snapshot: false,
+            ..Capabilities::default()
         }
     }
 });

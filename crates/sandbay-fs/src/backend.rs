@@ -12,7 +12,8 @@ use sandbay_core::{
 use crate::config::FsConfig;
 use crate::error::join_error;
 use crate::locks::PathLocks;
-use crate::{read, search, write};
+use crate::quota::{Budget, Enforcement};
+use crate::{clear, read, search, write};
 
 /// A workspace in a host directory, reached only through a
 /// [`cap_std::fs::Dir`] capability.
@@ -47,6 +48,7 @@ struct Inner {
     root: Dir,
     config: FsConfig,
     locks: PathLocks,
+    quota: Option<Enforcement>,
 }
 
 impl fmt::Debug for FsBackend {
@@ -65,14 +67,45 @@ impl FsBackend {
     }
 
     /// A backend over `root` with the given settings.
+    ///
+    /// A [`FsConfig::quota`] is counted by the file API here (a byte
+    /// quota; commands are not capped): only
+    /// [`FsProvider`](crate::FsProvider) can give a workspace a file
+    /// system of its own (see [`crate::Quota`]).
     pub fn with_config(root: Dir, config: FsConfig) -> Self {
+        let quota = config
+            .quota
+            .map(|q| Enforcement::Counted(Budget::new(q.bytes)));
+        Self::with_enforcement(root, config, quota)
+    }
+
+    /// A backend whose quota is enforced as given.
+    pub(crate) fn with_enforcement(
+        root: Dir,
+        config: FsConfig,
+        quota: Option<Enforcement>,
+    ) -> Self {
         FsBackend {
             inner: Arc::new(Inner {
                 root,
                 config,
                 locks: PathLocks::default(),
+                quota,
             }),
         }
+    }
+
+    /// Forgets the byte count of a counted quota: files changed behind
+    /// the backend's back (a command ran) are counted again on the next
+    /// write.
+    pub(crate) fn forget_usage(&self) {
+        if let Some(budget) = self.budget() {
+            budget.forget();
+        }
+    }
+
+    fn budget(&self) -> Option<&Budget> {
+        self.inner.quota.as_ref().and_then(Enforcement::budget)
     }
 
     /// The settings in force.
@@ -96,6 +129,20 @@ impl FsBackend {
         tokio::task::spawn_blocking(move || work(&inner.root, &inner.config, &inner.locks))
             .await
             .unwrap_or_else(|e| Err(join_error(e)))
+            .map_err(|e| self.with_limit(e))
+    }
+
+    /// Names the byte quota in a `quota_exceeded` the kernel reported.
+    fn with_limit(&self, err: sandbay_core::Error) -> sandbay_core::Error {
+        match (err, &self.inner.quota) {
+            (sandbay_core::Error::QuotaExceeded { path, limit: None }, Some(quota)) => {
+                sandbay_core::Error::QuotaExceeded {
+                    path,
+                    limit: Some(quota.bytes()),
+                }
+            }
+            (err, _) => err,
+        }
     }
 }
 
@@ -109,6 +156,7 @@ impl Backend for FsBackend {
         Capabilities {
             symlinks: true,
             persistent: true,
+            quota: self.inner.quota.as_ref().map(Enforcement::declared),
             ..Capabilities::default()
         }
     }
@@ -133,9 +181,10 @@ impl Backend for FsBackend {
     async fn write(&self, path: &VPath, content: &str) -> Result<()> {
         let path = path.clone();
         let content = content.to_owned();
+        let this = self.clone();
         self.blocking(move |root, config, locks| {
             let _guard = locks.lock(&path);
-            write::write(root, &path, content.as_bytes(), config)
+            write::write(root, &path, content.as_bytes(), config, this.budget())
         })
         .await
     }
@@ -143,20 +192,24 @@ impl Backend for FsBackend {
     async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
         let path = path.clone();
         let request = request.clone();
+        let this = self.clone();
         self.blocking(move |root, config, locks| {
             let _guard = locks.lock(&path);
-            write::edit(root, &path, &request, config)
+            write::edit(root, &path, &request, config, this.budget())
         })
         .await
     }
 
     async fn delete(&self, path: &VPath) -> Result<()> {
         let path = path.clone();
-        self.blocking(move |root, _, locks| {
-            let _guard = locks.lock(&path);
-            write::delete(root, &path)
-        })
-        .await
+        let result = self
+            .blocking(move |root, _, locks| {
+                let _guard = locks.lock(&path);
+                write::delete(root, &path)
+            })
+            .await;
+        self.forget_usage();
+        result
     }
 
     async fn grep(&self, request: &GrepRequest) -> Result<GrepOutput> {
@@ -173,13 +226,15 @@ impl Backend for FsBackend {
 
     async fn upload(&self, files: Vec<(VPath, Vec<u8>)>) -> Vec<Result<()>> {
         let count = files.len();
+        let this = self.clone();
         let results = self
             .blocking(move |root, config, locks| {
                 Ok(files
                     .iter()
                     .map(|(path, bytes)| {
                         let _guard = locks.lock(path);
-                        write::write(root, path, bytes, config)
+                        write::write(root, path, bytes, config, this.budget())
+                            .map_err(|e| this.with_limit(e))
                     })
                     .collect::<Vec<_>>())
             })
@@ -199,6 +254,16 @@ impl Backend for FsBackend {
             })
             .await;
         spread(results, count)
+    }
+
+    /// Removes every entry through the root handle, raw names included
+    /// (names `ls` does not show: a newline, a control character, a
+    /// backslash, invalid UTF-8), never following a link; then lists the
+    /// raw entries again to check that none is left.
+    async fn clear(&self) -> Result<usize> {
+        let result = self.blocking(|root, _, _| clear::clear(root)).await;
+        self.forget_usage();
+        result
     }
 }
 

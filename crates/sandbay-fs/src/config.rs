@@ -2,6 +2,8 @@
 
 use sandbay_core::Limits;
 
+use crate::quota::Quota;
+
 /// What to do with a regular file that has more than one hard link.
 ///
 /// A hard link is a second name for the same file. Someone with access to
@@ -46,6 +48,9 @@ pub struct FsConfig {
     /// write returns. Off by default: writes are atomic either way, this
     /// adds durability across a power loss at the cost of an `fsync`.
     pub sync_writes: bool,
+    /// A disk quota per workspace (see [`Quota`]); `None` (the default):
+    /// a workspace may fill the disk it is on.
+    pub quota: Option<Quota>,
 }
 
 impl FsConfig {
@@ -58,6 +63,14 @@ impl FsConfig {
     /// Sets the hard-link policy.
     pub fn with_hard_links(mut self, policy: HardLinkPolicy) -> Self {
         self.hard_links = policy;
+        self
+    }
+
+    /// Sets a disk quota per workspace: a file system of its own for each
+    /// session of an [`FsProvider`](crate::FsProvider) on a root host,
+    /// else a byte count kept by the file API (see [`Quota`]).
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = Some(quota);
         self
     }
 

@@ -112,7 +112,9 @@ mod tests {
             (libc::EISDIR, "is_directory"),
             (libc::ELOOP, "permission_denied"),
             (libc::ENXIO, "permission_denied"),
-            (libc::ENOSPC, "too_large"),
+            (libc::ENOSPC, "quota_exceeded"),
+            (libc::EDQUOT, "quota_exceeded"),
+            (libc::EFBIG, "too_large"),
             (libc::EIO, "io"),
         ];
         for (errno, code) in cases {

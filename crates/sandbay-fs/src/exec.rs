@@ -118,6 +118,9 @@ impl Sandbox for FsSandbox {
     }
 
     async fn execute(&self, request: ExecRequest) -> Result<ExecOutput> {
-        self.jail.run(&self.host_root, request).await
+        let out = self.jail.run(&self.host_root, request).await;
+        // the command may have changed any file: a counted quota counts again
+        self.fs.forget_usage();
+        out
     }
 }

@@ -77,8 +77,20 @@
 //! workspace not owned by the sandbox uid over to it (root keeps full
 //! access), so the owner of the files is the sandbox's uid; a dropped
 //! sandbox gives the workspace root back to the host (see the
-//! `sandbay-exec` docs, "Workspace files"). Disk usage is not capped
-//! beyond the size of one file.
+//! `sandbay-exec` docs, "Workspace files").
+//!
+//! # Disk quotas
+//!
+//! [`FsConfig::with_quota`] caps each workspace in bytes and files. On a
+//! root host with `mkfs.ext4` ([`host_can_mount`]) every session of an
+//! [`FsProvider`] is a loop-mounted ext4 image of the quota's size, so the
+//! file API, jailed commands and containers all meet the same kernel
+//! limit, and `df` inside shows the quota; elsewhere the file API counts
+//! bytes and commands are not capped.
+//! [`sandbay_core::Capabilities::quota`] tells which holds. A write over
+//! the quota fails with `quota_exceeded`; being atomic, it leaves the old
+//! content intact, and deleting files makes room again. The layout, the
+//! re-attaching of images and their clean-up are described at [`Quota`].
 //!
 //! # Capability checklist
 //!
@@ -105,7 +117,8 @@
 //!   `grep` of a symlinked file searches it. Inside the tree, links are
 //!   never followed.
 //! * Names that cannot be virtual path components (not UTF-8, control
-//!   characters, backslashes) are invisible to `ls`, `glob` and `grep`.
+//!   characters, backslashes) are invisible to `ls`, `glob` and `grep`;
+//!   `clear` removes them too (it walks the raw entries of the handle).
 //! * A temporary file exists under a `.tmp*` name only for the instant
 //!   between naming the finished content and the rename.
 //! * Changes through one backend (and its clones) to the same virtual
@@ -127,6 +140,9 @@
 //!   replacement;
 //! * `libc`: the `O_NONBLOCK`/`O_NOCTTY` flags and errno numbers;
 //! * `sha2`: stable hashes for directory names of very long ids;
+//! * `nix`: `umount2` and the effective uid for mounted quotas (the image
+//!   is made and mounted by `mkfs.ext4` and `mount` from e2fsprogs and
+//!   util-linux, which need no unsafe code here);
 //! * `tokio`: the blocking pool; `tracing`: debug logs;
 //! * `sandbay-core`: the contract and the shared text rules;
 //! * `sandbay-exec` (feature `exec`, on by default): the local jail that
@@ -135,6 +151,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod clear;
 mod config;
 mod error;
 #[cfg(feature = "exec")]
@@ -142,6 +159,7 @@ mod exec;
 mod handle;
 mod locks;
 mod provider;
+mod quota;
 mod read;
 mod search;
 mod walk;
@@ -152,3 +170,4 @@ pub use config::{FsConfig, HardLinkPolicy};
 #[cfg(feature = "exec")]
 pub use exec::FsSandbox;
 pub use provider::{FsProvider, open_root};
+pub use quota::{MIN_QUOTA_BYTES, MIN_QUOTA_FILES, Quota, host_can_mount};

@@ -10,6 +10,12 @@
 //! created and opened with `*at` calls relative to it, never by path. A
 //! unit test scans the crate's sources and fails if ambient authority or
 //! `std::fs` shows up anywhere else.
+//!
+//! The one exception is a workspace with a mounted quota (`quota.rs`):
+//! `mkfs.ext4`, `mount` and `umount2` take host paths, so the image and
+//! mount point below `base/<user>` are named by path for those calls.
+//! Those levels belong to the host process (root, `0711`); no command or
+//! container can reach them, only the workspace inside the image.
 
 use std::fmt::Write as _;
 use std::io;
@@ -25,6 +31,7 @@ use sha2::{Digest, Sha256};
 use crate::backend::FsBackend;
 use crate::config::FsConfig;
 use crate::error::{join_error, provider_io};
+use crate::quota::{self, Enforcement};
 
 /// Longest directory name made by plain encoding; longer ids are hashed.
 const MAX_ENCODED: usize = 96;
@@ -137,13 +144,65 @@ impl FsProvider {
     /// `invalid_argument` for an empty id; `io` if a directory cannot be
     /// made; `permission_denied` if something other than a directory
     /// (e.g. a symlink) sits where a user or session directory belongs.
+    ///
+    /// With a [`FsConfig::quota`] on a host that can mount
+    /// ([`crate::host_can_mount`]) the workspace is a file system of its
+    /// own (see [`crate::Quota`]): its image is made on first use and
+    /// mounted when not mounted yet, so opening a session again
+    /// re-attaches its files. `unavailable` if that fails; `invalid_argument`
+    /// for a quota no file system can be made for.
     pub async fn session(&self, user: &str, session: &str) -> Result<FsBackend> {
         let names = [Self::dir_name(user)?, Self::dir_name(session)?];
         let base = Arc::clone(&self.base);
+        if let Some(q) = self.mounted_quota() {
+            q.check()?;
+            let user_path = self.base_path.join(&names[0]);
+            let dir = tokio::task::spawn_blocking(move || {
+                let user_dir = open_or_create(&base, &names[..1])?;
+                quota::attach(&user_dir, &user_path, &names[1], q)
+            })
+            .await
+            .map_err(join_error)??;
+            return Ok(FsBackend::with_enforcement(
+                dir,
+                self.config,
+                Some(Enforcement::Mounted(q)),
+            ));
+        }
         let dir = tokio::task::spawn_blocking(move || open_or_create(&base, &names))
             .await
             .map_err(join_error)??;
         Ok(FsBackend::with_config(dir, self.config))
+    }
+
+    /// The quota, when workspaces get a file system of their own.
+    fn mounted_quota(&self) -> Option<crate::Quota> {
+        self.config.quota.filter(|_| quota::host_can_mount())
+    }
+
+    /// Unmounts a session's image (see [`crate::Quota`]) without deleting
+    /// it: its files stay in the image, and [`FsProvider::session`]
+    /// mounts it again. Open backends of the session keep working until
+    /// dropped; the loop device is freed when the last one is. Does
+    /// nothing for a workspace without a mounted quota.
+    ///
+    /// # Errors
+    /// `unavailable` if the image cannot be unmounted.
+    pub async fn detach_session(&self, user: &str, session: &str) -> Result<()> {
+        let user = Self::dir_name(user)?;
+        let session = Self::dir_name(session)?;
+        let base = Arc::clone(&self.base);
+        let user_path = self.base_path.join(&user);
+        tokio::task::spawn_blocking(move || {
+            let user_dir = match base.open_dir_nofollow(&user) {
+                Ok(dir) => dir,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(provider_io(e)),
+            };
+            quota::detach(&user_dir, &user_path, &session).map(drop)
+        })
+        .await
+        .map_err(join_error)?
     }
 
     /// The sandbox of one session: its backend (as [`FsProvider::session`])
@@ -181,23 +240,46 @@ impl FsProvider {
     ///
     /// # Errors
     /// `invalid_argument` for an empty id.
+    ///
+    /// With a mounted quota this is the workspace directory inside the
+    /// session's image, `base/<user>/<session>.mnt/workspace`.
     pub fn session_path(&self, user: &str, session: &str) -> Result<PathBuf> {
-        Ok(self
-            .base_path
-            .join(Self::dir_name(user)?)
-            .join(Self::dir_name(session)?))
+        let user = self.base_path.join(Self::dir_name(user)?);
+        let session = Self::dir_name(session)?;
+        Ok(if self.mounted_quota().is_some() {
+            user.join(format!("{session}{}", quota::MOUNT_SUFFIX))
+                .join(quota::WORKSPACE)
+        } else {
+            user.join(session)
+        })
     }
 
-    /// Deletes one session's directory with all its files, and the
-    /// user's directory with it when that was the user's last session
-    /// (a later [`FsProvider::session`] makes it again).
+    /// Deletes one session's directory with all its files (its image,
+    /// unmounted first, with a mounted quota), and the user's directory
+    /// with it when that was the user's last session (a later
+    /// [`FsProvider::session`] makes it again).
     ///
     /// # Errors
-    /// `not_found` if it does not exist.
+    /// `not_found` if it does not exist; `unavailable` if its image cannot
+    /// be unmounted.
     pub async fn remove_session(&self, user: &str, session: &str) -> Result<()> {
         let user = Self::dir_name(user)?;
-        let names = vec![user.clone(), Self::dir_name(session)?];
-        self.remove(names).await?;
+        let session = Self::dir_name(session)?;
+        let base = Arc::clone(&self.base);
+        let user_path = self.base_path.join(&user);
+        let names = (user.clone(), session);
+        tokio::task::spawn_blocking(move || {
+            let (user, session) = names;
+            let user_dir = base.open_dir_nofollow(&user).map_err(provider_io)?;
+            let imaged = quota::remove(&user_dir, &user_path, &session)?;
+            match user_dir.remove_dir_all(&session) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && imaged => Ok(()),
+                Err(e) => Err(provider_io(e)),
+            }
+        })
+        .await
+        .map_err(join_error)??;
         let base = Arc::clone(&self.base);
         // `rmdir` removes only an empty directory, atomically: another
         // session keeps it, and a session being made meanwhile starts over
@@ -206,12 +288,24 @@ impl FsProvider {
         Ok(())
     }
 
-    /// Deletes a user's directory with all sessions in it.
+    /// Deletes a user's directory with all sessions in it (their images
+    /// unmounted first).
     ///
     /// # Errors
-    /// `not_found` if it does not exist.
+    /// `not_found` if it does not exist; `unavailable` if an image cannot
+    /// be unmounted.
     pub async fn remove_user(&self, user: &str) -> Result<()> {
-        self.remove(vec![Self::dir_name(user)?]).await
+        let user = Self::dir_name(user)?;
+        let base = Arc::clone(&self.base);
+        let user_path = self.base_path.join(&user);
+        let name = user.clone();
+        tokio::task::spawn_blocking(move || match base.open_dir_nofollow(&name) {
+            Ok(dir) => quota::detach_all(&dir, &user_path),
+            Err(e) => Err(provider_io(e)),
+        })
+        .await
+        .map_err(join_error)??;
+        self.remove(vec![user]).await
     }
 
     async fn remove(&self, names: Vec<String>) -> Result<()> {

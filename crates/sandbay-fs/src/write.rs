@@ -19,25 +19,45 @@ use sandbay_core::{EditOutcome, EditRequest, Error, Result, VPath};
 use crate::config::FsConfig;
 use crate::error::{ROOT, denied, map_io};
 use crate::handle::{open_regular, open_target_dir, rel, resolve_target};
+use crate::quota::Budget;
 
 /// Writes `bytes` to `path` atomically, creating parent directories; a
 /// symlink in the last component is followed while it stays inside.
-pub(crate) fn write(root: &Dir, path: &VPath, bytes: &[u8], config: &FsConfig) -> Result<()> {
+///
+/// With a `budget` (a quota counted by the file API), a write that would
+/// take the workspace over it fails with `quota_exceeded` before anything
+/// is written.
+pub(crate) fn write(
+    root: &Dir,
+    path: &VPath,
+    bytes: &[u8],
+    config: &FsConfig,
+    budget: Option<&Budget>,
+) -> Result<()> {
     if path.is_root() {
         return Err(denied(path, ROOT));
     }
+    let held = budget.map(|b| b.hold(root)).transpose()?;
     let target = resolve_target(root, path)?;
     let dir = open_target_dir(root, path, &target)?;
     // Keep the mode of a file being replaced (an executable stays one);
     // refuse to replace a directory before writing anything.
-    let permissions = match dir.symlink_metadata(&target.name) {
+    let (permissions, old) = match dir.symlink_metadata(&target.name) {
         Ok(meta) if meta.is_dir() => return Err(Error::IsDirectory { path: path.clone() }),
-        Ok(meta) if meta.is_file() => Some(meta.permissions()),
-        Ok(_) => None,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Ok(meta) if meta.is_file() => (Some(meta.permissions()), meta.len()),
+        Ok(_) => (None, 0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (None, 0),
         Err(e) => return Err(map_io(path, &e)),
     };
-    replace(&dir, &target.name, bytes, permissions, config).map_err(|e| map_io(path, &e))
+    let new = bytes.len() as u64;
+    if let Some(held) = &held {
+        held.admit(path, old, new)?;
+    }
+    replace(&dir, &target.name, bytes, permissions, config).map_err(|e| map_io(path, &e))?;
+    if let Some(held) = held {
+        held.commit(old, new);
+    }
+    Ok(())
 }
 
 /// Writes a temporary file in `dir` and renames it to `name`.
@@ -77,6 +97,7 @@ pub(crate) fn edit(
     path: &VPath,
     request: &EditRequest,
     config: &FsConfig,
+    budget: Option<&Budget>,
 ) -> Result<EditOutcome> {
     // Checks run in the order every backend uses: the file (not_found,
     // is_directory), its size, text or not, then the edit rules (which
@@ -84,6 +105,7 @@ pub(crate) fn edit(
     if path.is_root() {
         return Err(Error::IsDirectory { path: path.clone() });
     }
+    let held = budget.map(|b| b.hold(root)).transpose()?;
     let target = resolve_target(root, path)?;
     let dir = root.open_dir(&target.dir).map_err(|e| map_io(path, &e))?;
     // The target is not a symlink now; if one is swapped in, `O_NOFOLLOW`
@@ -96,6 +118,10 @@ pub(crate) fn edit(
         _ => return Err(Error::BinaryFile { path: path.clone() }),
     };
     let (new, replacements) = apply_edit(path, &text, request, config.limits.max_text_file_bytes)?;
+    let (old_len, new_len) = (text.len() as u64, new.len() as u64);
+    if let Some(held) = &held {
+        held.admit(path, old_len, new_len)?;
+    }
     replace(
         &dir,
         &target.name,
@@ -104,6 +130,9 @@ pub(crate) fn edit(
         config,
     )
     .map_err(|e| map_io(path, &e))?;
+    if let Some(held) = held {
+        held.commit(old_len, new_len);
+    }
     Ok(EditOutcome { replacements })
 }
 

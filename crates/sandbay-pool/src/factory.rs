@@ -18,7 +18,7 @@ use sandbay_core::Result;
 /// ```
 /// use async_trait::async_trait;
 /// use sandbay_core::Result;
-/// use sandbay_core::BackendExt;
+/// use sandbay_core::Backend;
 /// use sandbay_pool::SandboxFactory;
 /// use sandbay_state::StateBackend;
 ///

@@ -18,7 +18,7 @@
 //!   when the pool is full and a new user arrives, as the least recently
 //!   used user that nobody is serving right now.
 //! * [`SandboxFactory`]: what a pool needs to make, reset and destroy a
-//!   sandbox of any backend; [`sandbay_core::BackendExt::clear`] is the
+//!   sandbox of any backend; [`sandbay_core::Backend::clear`] is the
 //!   file part of a reset for any backend. With the `docker` feature,
 //!   [`DockerFactory`] pools containers from `sandbay-docker`.
 //!

@@ -4,8 +4,9 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use sandbay_core::text::{self, GlobMatcher, GrepPlan};
 use sandbay_core::{
-    Backend, Capabilities, DirEntry, EditOutcome, EditRequest, Error, GlobOutput, GlobRequest,
-    GrepOutput, GrepRequest, Isolation, ReadRequest, Result, TextWindow, VPath, async_trait,
+    Backend, Capabilities, DirEntry, DiskQuota, EditOutcome, EditRequest, Error, GlobOutput,
+    GlobRequest, GrepOutput, GrepRequest, Isolation, ReadRequest, Result, TextWindow, VPath,
+    async_trait,
 };
 
 use crate::config::StateConfig;
@@ -191,10 +192,9 @@ impl StateBackend {
         let size = tree.total_bytes() - old + new;
         if new > old && size > limit {
             tracing::debug!(%path, size, limit, "state quota refused a write");
-            return Err(Error::TooLarge {
-                what: format!("the workspace after writing {path}"),
-                size,
-                limit,
+            return Err(Error::QuotaExceeded {
+                path: path.clone(),
+                limit: Some(limit),
             });
         }
         Ok(())
@@ -276,6 +276,13 @@ impl Backend for StateBackend {
         Capabilities {
             snapshot: true,
             isolation: Isolation::None,
+            // A command's changes are saved only within the quota, but the
+            // scratch copy it runs in is not capped while it runs.
+            quota: self.config.max_total_bytes.map(|bytes| DiskQuota {
+                bytes,
+                files: None,
+                commands: false,
+            }),
             #[cfg(feature = "persist")]
             persistent: self.saver.is_some(),
             ..Capabilities::default()

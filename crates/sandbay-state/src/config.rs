@@ -16,8 +16,8 @@ pub struct StateConfig {
     #[serde(default)]
     pub limits: Limits,
     /// Quota on the sum of all file sizes in one workspace. A write, edit,
-    /// upload or restore that would exceed it fails with `too_large` and
-    /// changes nothing. `None` means no quota.
+    /// upload or restore that would exceed it fails with `quota_exceeded`
+    /// and changes nothing. `None` means no quota.
     #[serde(default)]
     pub max_total_bytes: Option<u64>,
 }

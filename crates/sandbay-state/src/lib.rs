@@ -18,8 +18,8 @@
 //!   `too_large` above [`sandbay_core::Limits::max_text_file_bytes`],
 //!   grep skipping such files, glob with the shared matcher.
 //! * **Quota**: [`StateConfig::max_total_bytes`] caps the sum of file
-//!   sizes; an operation that would exceed it fails with `too_large` and
-//!   writes nothing.
+//!   sizes; an operation that would exceed it fails with `quota_exceeded`
+//!   and writes nothing.
 //! * **Snapshots**: [`StateBackend::snapshot`] gives a [`Snapshot`] that
 //!   serialises with serde and is JSON safe (text as strings, other bytes
 //!   as base64); [`StateBackend::restore`] brings it back byte for byte.

@@ -135,10 +135,10 @@ impl Snapshot {
         if let Some(limit) = max_total_bytes {
             let size = self.total_bytes();
             if size > limit {
-                return Err(Error::TooLarge {
-                    what: "the snapshot".into(),
-                    size,
-                    limit,
+                tracing::debug!(size, limit, "state quota refused a snapshot");
+                return Err(Error::QuotaExceeded {
+                    path: VPath::root(),
+                    limit: Some(limit),
                 });
             }
         }

@@ -1,7 +1,7 @@
 //! The workspace quota: over-quota writes, edits and uploads fail with
-//! `too_large` and change nothing; shrinking is always allowed.
+//! `quota_exceeded` and change nothing; shrinking is always allowed.
 
-use sandbay_core::{Backend, BackendExt, EditRequest, VPath};
+use sandbay_core::{Backend, BackendExt, DiskQuota, EditRequest, VPath};
 use sandbay_state::{StateBackend, StateConfig};
 
 fn p(s: &str) -> VPath {
@@ -20,10 +20,10 @@ async fn over_quota_write_writes_nothing() {
     let b = backend(10);
     b.write(&p("/a"), "12345").await.unwrap();
     let err = b.write(&p("/dir/b"), "123456").await.unwrap_err();
-    assert_eq!(err.code().as_str(), "too_large");
+    assert_eq!(err.code().as_str(), "quota_exceeded");
     assert_eq!(
         err.to_string(),
-        "the workspace after writing /dir/b is too large: 11 bytes, the limit is 10 bytes"
+        "/dir/b: the workspace is over its disk quota of 10 bytes; delete files to make room"
     );
     assert!(
         !b.exists(&p("/dir")).await.unwrap(),
@@ -47,7 +47,7 @@ async fn over_quota_edit_and_upload_change_nothing() {
     };
     assert_eq!(
         b.edit(&p("/a"), &grow).await.unwrap_err().code().as_str(),
-        "too_large"
+        "quota_exceeded"
     );
     assert_eq!(b.read_to_string(&p("/a")).await.unwrap(), "abc");
     let results = b
@@ -56,7 +56,7 @@ async fn over_quota_edit_and_upload_change_nothing() {
     assert!(results[0].is_ok());
     assert_eq!(
         results[1].as_ref().unwrap_err().code().as_str(),
-        "too_large"
+        "quota_exceeded"
     );
     assert!(!b.exists(&p("/u2")).await.unwrap());
     // shrinking and deleting always work, even at the limit
@@ -68,4 +68,18 @@ async fn over_quota_edit_and_upload_change_nothing() {
     assert_eq!(b.edit(&p("/a"), &shrink).await.unwrap().replacements, 1);
     b.delete(&p("/u1")).await.unwrap();
     assert_eq!(b.total_bytes(), 1);
+}
+
+#[tokio::test]
+async fn the_quota_is_declared() {
+    let caps = backend(10).capabilities();
+    assert_eq!(
+        caps.quota,
+        Some(DiskQuota {
+            bytes: 10,
+            files: None,
+            commands: false,
+        })
+    );
+    assert_eq!(StateBackend::default().capabilities().quota, None);
 }

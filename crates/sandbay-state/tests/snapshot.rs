@@ -135,7 +135,7 @@ async fn restore_respects_the_quota() {
         ..Default::default()
     };
     let err = StateBackend::restore_with(config, a.snapshot()).unwrap_err();
-    assert_eq!(err.code().as_str(), "too_large");
+    assert_eq!(err.code().as_str(), "quota_exceeded");
     let config = StateConfig {
         max_total_bytes: Some(a.total_bytes()),
         ..Default::default()

@@ -14,6 +14,8 @@
 //!   runs (`ps`, `rm -rf /tmp/*`, a fork bomb, a memory hog, network and
 //!   file probes) must not reach B or the host;
 //!   [`isolation_tests!`] makes the tests.
+//! * [`quota`]: a workspace's disk quota filled through the file API and
+//!   commands: a clean refusal, nothing lost, room again after a delete.
 //!
 //! # Example
 //!
@@ -55,6 +57,7 @@ pub mod conformance;
 mod fixture;
 pub mod isolation;
 pub mod model;
+pub mod quota;
 
 pub use fixture::Fixture;
 

@@ -13,6 +13,12 @@
 //! files are owned by the sandbox user, and every permission check is
 //! the sandbox user's, never root's. Those threads belong to one small
 //! runtime per uid, shared by every sandbox of the process.
+//!
+//! With a disk quota ([`BindFiles::create_with_quota`]) the directory is
+//! the workspace inside the fs provider's loop-mounted ext4 image of the
+//! quota's size (root hosts): the container's writes to `/workspace` and
+//! the host-side file operations meet the same limit, and `df` in the
+//! container shows the quota.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,8 +27,8 @@ use std::sync::{Mutex, OnceLock};
 
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
-use sandbay_core::{Error, Result};
-use sandbay_fs::{FsBackend, FsProvider};
+use sandbay_core::{Backend, DiskQuota, Error, Result};
+use sandbay_fs::{FsBackend, FsConfig, FsProvider, Quota};
 
 /// The runtime whose threads act as `uid:gid` on the filesystem.
 fn runtime_for(uid: u32, gid: u32) -> Result<tokio::runtime::Handle> {
@@ -76,7 +82,8 @@ impl std::fmt::Debug for BindFiles {
 }
 
 impl BindFiles {
-    /// Makes `base/<owner>/<session>`, owned by `uid:gid` with mode 0700.
+    /// Makes `base/<owner>/<session>`, owned by `uid:gid` with mode 0700,
+    /// without a disk quota.
     pub(crate) async fn create(
         base: &Path,
         owner: &str,
@@ -84,7 +91,27 @@ impl BindFiles {
         uid: u32,
         gid: u32,
     ) -> Result<BindFiles> {
-        let provider = FsProvider::open(base).await?;
+        Self::create_with_quota(base, owner, session, uid, gid, None).await
+    }
+
+    /// As [`BindFiles::create`], with a disk quota: on a root host the
+    /// workspace is `base/<owner>/<session>.mnt/workspace` inside a
+    /// loop-mounted image of the quota's size (see [`sandbay_fs::Quota`]),
+    /// elsewhere only the host-side file operations count bytes
+    /// ([`BindFiles::quota`] says which).
+    pub(crate) async fn create_with_quota(
+        base: &Path,
+        owner: &str,
+        session: &str,
+        uid: u32,
+        gid: u32,
+        quota: Option<Quota>,
+    ) -> Result<BindFiles> {
+        let mut config = FsConfig::default();
+        if let Some(quota) = quota {
+            config = config.with_quota(quota);
+        }
+        let provider = FsProvider::open(base).await?.with_config(config);
         let fs = provider.session(owner, session).await?;
         let host_dir = provider.session_path(owner, session)?;
         // fchown/fchmod through the capability itself: no host path, no
@@ -114,6 +141,13 @@ impl BindFiles {
     /// The host directory (for the bind mount only; never shown to users).
     pub(crate) fn host_dir(&self) -> &Path {
         &self.host_dir
+    }
+
+    /// The disk quota in force, for the sandbox's
+    /// [`sandbay_core::Capabilities::quota`].
+    #[allow(dead_code)] // read by the sandbox's capabilities once its config carries a quota
+    pub(crate) fn quota(&self) -> Option<DiskQuota> {
+        self.fs.capabilities().quota
     }
 
     /// Runs a file operation on the sandbox user's threads.
@@ -180,5 +214,217 @@ impl Remover {
             Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Bind mode with a disk quota: a real container (the test image, no
+    //! network, the sandbox uid) with the quota'd workspace bind-mounted
+    //! at `/workspace`, filled through the host-side file API and through
+    //! commands. Needs root (loop mounts), `mkfs.ext4` and a Docker daemon:
+    //! without them it prints `skipped: <reason>` (a failure under
+    //! `CI=true`). The container and the image are removed, and no loop
+    //! device is left, even when the test fails.
+
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use sandbay_core::{
+        Capabilities, ExecOutput, ExecRequest, Isolation, Sandbox, VPath, async_trait,
+    };
+
+    use super::*;
+    use crate::files::Files;
+
+    const UID: u32 = 10001;
+
+    /// The workspace's files and a container that bind-mounts them;
+    /// commands go through `docker exec`.
+    #[derive(Debug)]
+    struct Bound {
+        files: Files,
+        container: String,
+    }
+
+    impl Drop for Bound {
+        fn drop(&mut self) {
+            let _ = Command::new("docker")
+                .args(["rm", "-f", &self.container])
+                .output();
+        }
+    }
+
+    sandbay_core::delegate_backend!(impl Backend for Bound => files {
+        fn name(&self) -> &'static str {
+            "docker"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                execute: true,
+                isolation: Isolation::Container,
+                symlinks: true,
+                quota: match &self.files {
+                    Files::Bind(b) => b.quota(),
+                    Files::Container(_) => None,
+                },
+                ..Capabilities::default()
+            }
+        }
+    });
+
+    #[async_trait]
+    impl Sandbox for Bound {
+        fn id(&self) -> &str {
+            &self.container
+        }
+
+        async fn execute(&self, request: ExecRequest) -> Result<ExecOutput> {
+            let container = self.container.clone();
+            let started = Instant::now();
+            let out = tokio::task::spawn_blocking(move || {
+                Command::new("docker")
+                    .args(["exec", "-w", "/workspace", &container, "sh", "-c"])
+                    .arg(&request.command)
+                    .output()
+            })
+            .await
+            .expect("docker exec thread")
+            .map_err(|e| Error::Unavailable {
+                message: format!("docker exec: {}", e.kind()),
+            })?;
+            Ok(ExecOutput {
+                stdout: out.stdout,
+                stderr: out.stderr,
+                exit_code: out.status.code(),
+                duration: started.elapsed(),
+                ..ExecOutput::default()
+            })
+        }
+    }
+
+    /// Unmounts what is left below the base directory (a failed test).
+    struct Base(tempfile::TempDir);
+
+    impl Drop for Base {
+        fn drop(&mut self) {
+            let base = self.0.path().to_string_lossy().into_owned();
+            let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            for mount in table.lines().filter_map(|l| l.split(' ').nth(4)) {
+                if mount.starts_with(&base) {
+                    let _ = nix::mount::umount2(mount, nix::mount::MntFlags::MNT_DETACH);
+                }
+            }
+        }
+    }
+
+    fn loops_below(base: &Path) -> Vec<String> {
+        let out = Command::new("losetup").arg("-a").output().expect("losetup");
+        let base = base.to_string_lossy().into_owned();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&base))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn ready() -> std::result::Result<(), &'static str> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err("a bind-mode quota needs root");
+        }
+        if !sandbay_fs::host_can_mount() {
+            return Err("a bind-mode quota needs mkfs.ext4 and loop devices");
+        }
+        let image = Command::new("docker")
+            .args(["image", "inspect", crate::DEFAULT_IMAGE])
+            .output();
+        match image {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(_) => Err("the test image is missing (cargo xtask docker-image)"),
+            Err(_) => Err("no Docker daemon"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bind_mode_quota_holds_for_the_api_and_the_container() {
+        if !sandbay_testkit::isolation::require(ready()) {
+            return;
+        }
+        let base = Base(
+            tempfile::Builder::new()
+                .prefix("sandbay-docker-quota-test-")
+                .tempdir()
+                .unwrap(),
+        );
+        let quota = Quota::new(8 << 20, 400);
+        let files =
+            BindFiles::create_with_quota(base.0.path(), "quota-test", "s1", UID, UID, Some(quota))
+                .await
+                .unwrap();
+        let host_dir = files.host_dir().to_path_buf();
+        let remover = files.remover();
+        let run = Command::new("docker")
+            .args([
+                "run",
+                "-d",
+                "--rm",
+                "--network",
+                "none",
+                "--cap-drop",
+                "ALL",
+                "--label",
+                "sandbay.managed=true",
+                "--label",
+                "sandbay.owner=quota-test",
+                "--label",
+                "sandbay.test=bind-quota",
+                "--user",
+                &format!("{UID}:{UID}"),
+                "-v",
+            ])
+            .arg(format!("{}:/workspace", host_dir.display()))
+            .args([crate::DEFAULT_IMAGE, "sleep", "600"])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "docker run: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let bound = Bound {
+            files: Files::Bind(files),
+            container: String::from_utf8_lossy(&run.stdout).trim().to_owned(),
+        };
+        assert_eq!(
+            bound.capabilities().quota,
+            Some(DiskQuota {
+                bytes: 8 << 20,
+                files: Some(400),
+                commands: true,
+            })
+        );
+        // what the container writes belongs to the sandbox user on the host
+        let out = bound
+            .execute(ExecRequest::new("echo hi > mine.txt; id -u"))
+            .await
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), UID.to_string());
+        let meta = std::fs::metadata(host_dir.join("mine.txt")).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), UID);
+        bound
+            .delete(&VPath::parse("/mine.txt").unwrap())
+            .await
+            .unwrap();
+
+        let fx = sandbay_testkit::Fixture::with_sandbox(bound).host_root(&host_dir);
+        sandbay_testkit::quota::disk_quota_holds(&fx).await;
+        drop(fx); // removes the container
+        remover.remove().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !loops_below(base.0.path()).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(loops_below(base.0.path()), Vec::<String>::new());
+        assert!(!host_dir.exists());
     }
 }

@@ -124,4 +124,30 @@ impl Files {
             Files::Container(c) => c.download(paths).await,
         }
     }
+
+    /// Removes every workspace entry: on the host through the fs
+    /// backend's handle walk, in a container by listing and deleting.
+    pub(crate) async fn clear(&self) -> Result<usize> {
+        match self {
+            Files::Bind(b) => b.call(|fs| async move { fs.clear().await }).await,
+            Files::Container(_) => {
+                let root = VPath::root();
+                let entries = self.ls(&root).await?;
+                for entry in &entries {
+                    match self.delete(&entry.path).await {
+                        Ok(()) | Err(sandbay_core::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let left = self.ls(&root).await?;
+                if let Some(first) = left.first() {
+                    return Err(sandbay_core::Error::PermissionDenied {
+                        path: first.path.clone(),
+                        reason: format!("{} entries could not be removed", left.len()),
+                    });
+                }
+                Ok(entries.len())
+            }
+        }
+    }
 }

@@ -14,7 +14,10 @@
 //!   directory, their real paths or their random names);
 //! * nothing outside is created, changed or removed;
 //! * refusals are typed: `permission_denied` for anything leading out
-//!   or any special file, `invalid_path` for hostile path strings.
+//!   or any special file, `invalid_path` for hostile path strings;
+//! * `clear` removes every entry, also names no virtual path can carry
+//!   (planted from the host: a newline, invalid UTF-8, a backslash, a
+//!   control character), and follows no link while doing it.
 //!
 //! [`attack_tests!`](crate::attack_tests) turns the whole list into one
 //! `#[test]` per case:
@@ -31,6 +34,7 @@
 //! filesystems) and runs for [`RACE_DURATION`].
 
 mod arena;
+mod clear;
 mod links;
 mod paths;
 mod probe;
@@ -38,6 +42,7 @@ mod race;
 mod special;
 
 pub use arena::{Arena, Checker, OutsideEntry, OutsideState};
+pub use clear::clear_removes_every_name;
 pub use links::*;
 pub use paths::*;
 pub use probe::{probe_escape, sweep};
@@ -64,6 +69,7 @@ macro_rules! attack_tests {
             fifo_never_blocks,
             socket_and_device_are_refused,
             rename_swap_race_leaks_nothing,
+            clear_removes_every_name,
         );
     };
     (@emit $factory:expr; $($name:ident,)*) => {

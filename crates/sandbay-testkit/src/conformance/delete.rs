@@ -86,3 +86,20 @@ pub async fn delete_then_reuse_name(fx: &Fixture) {
     fx.put("/x/again", "a dir again").await;
     assert_eq!(fx.names("/x").await, ["again"]);
 }
+
+/// `clear` removes every entry (files, directories, hidden names),
+/// reports how many top-level entries there were, leaves the workspace
+/// empty and usable, and clears an empty workspace to nothing.
+pub async fn clear_empties_the_workspace(fx: &Fixture) {
+    fx.put("/a.txt", "a").await;
+    fx.put("/.hidden", "h").await;
+    fx.put("/d/sub/deep.txt", "deep").await;
+    fx.put("/d/x.txt", "x").await;
+    let removed = fx.backend.clear().await.expect("clear");
+    assert_eq!(removed, 3, "top-level entries removed");
+    assert!(fx.names("/").await.is_empty(), "{:?}", fx.names("/").await);
+    assert!(!fx.exists("/d/sub/deep.txt").await);
+    assert_eq!(fx.backend.clear().await.expect("clear again"), 0);
+    fx.put("/after.txt", "next").await;
+    assert_eq!(fx.names("/").await, ["after.txt"]);
+}

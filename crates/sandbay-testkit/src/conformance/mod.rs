@@ -91,6 +91,7 @@ macro_rules! __sandbay_core_cases {
             delete_keeps_parent_directory,
             delete_below_file_is_not_a_directory,
             delete_then_reuse_name,
+            clear_empties_the_workspace,
             // read.rs
             read_missing_is_not_found,
             read_directory_is_is_directory,
