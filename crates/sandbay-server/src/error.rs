@@ -74,7 +74,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NoMatch | ErrorCode::AmbiguousMatch => StatusCode::CONFLICT,
         ErrorCode::BinaryFile => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
-        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::TooLarge | ErrorCode::QuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::Unsupported => StatusCode::NOT_IMPLEMENTED,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
