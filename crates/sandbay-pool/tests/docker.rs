@@ -1,6 +1,8 @@
-//! Pooled containers against a real Docker daemon: a reset leaves nothing
-//! of the previous user (files, processes, `/tmp`), a container that died
-//! is replaced, and nothing is left after shutdown.
+//! Pooled containers against a real Docker daemon: every user gets a
+//! container nobody used before, so nothing of the previous user
+//! (processes, files with any name, `/tmp`, `/dev/shm`, message queues,
+//! per-uid budgets) reaches them; a container that died is removed; and
+//! nothing is left after shutdown.
 //!
 //! Needs the `docker` feature (on by default). Without a daemon the tests
 //! are reported as ignored ("no Docker daemon") outside CI and fail under
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use sandbay_core::{Backend, BackendExt, ExecRequest, Sandbox, VPath};
 use sandbay_docker::{DockerClient, DockerConfig, PullPolicy, ReapOptions, ReapScope};
-use sandbay_pool::{DockerFactory, Pool, PoolConfig, Recycled, Registry, RegistryConfig};
+use sandbay_pool::{DockerFactory, Pool, PoolConfig, Registry, RegistryConfig};
 
 const TEST_LABEL: &str = "sandbay.test";
 
@@ -136,11 +138,56 @@ async fn sh(sandbox: &impl Sandbox, command: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// What user A leaves behind: processes that left their command's
+/// process group (`setsid`), one that ignores hang-ups (`nohup`'s
+/// effect; busybox has no `nohup`), one stopped; files whose names are
+/// not valid paths of the file API (newline, byte 0xFF, backslash,
+/// control character) in the workspace and `/tmp`, a `chmod 000`
+/// directory; `/dev/shm` filled to its size; POSIX message queues up to
+/// the uid's `RLIMIT_MSGQUEUE`. Prints the message queues it made and the
+/// KiB it wrote to `/dev/shm`.
+const LEAVE_EVERYTHING: &str = r#"
+set -e
+cd /workspace
+for d in /workspace /tmp; do
+  touch "$d/$(printf 'a\nb')" "$d/$(printf 'x\377y')" "$d/back\\slash" "$d/-rf" "$d/ lead" "$d/.hidden"
+  mkdir -p "$d/$(printf 'dir\001')" && echo "A's secret" > "$d/$(printf 'dir\001')/secret"
+done
+mkdir -p locked/inner && echo A > locked/inner/f && chmod 000 locked
+set +e
+setsid sleep 601 &
+setsid sh -c 'trap "" HUP; exec sleep 602' &
+setsid sh -c 'kill -STOP $$; exec sleep 603' &
+i=0
+until ps -o args | grep -q '^sleep 601' && ps -o args | grep -q '^sleep 602' \
+      && ps -o stat,args | grep -q '^T *sh -c kill'; do
+  i=$((i + 1)); [ $i -gt 200 ] && { echo 'the leftovers did not start' >&2; exit 1; }
+  sleep 0.05
+done
+q=0
+while [ $q -lt 64 ] && touch /dev/mqueue/a-queue-$q 2>/dev/null; do q=$((q + 1)); done
+echo "queues=$q"
+dd if=/dev/zero of=/dev/shm/a-fill bs=64k 2>/dev/null
+echo A > /dev/shm/a-note
+echo "shm_kib=$(du -k /dev/shm/a-fill | cut -f1)"
+"#;
+
+/// The `key=value` lines of a command's output.
+fn field(out: &str, key: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {out:?}"))
+}
+
+/// The issue's scenario: two users through a pool of one place. B gets a
+/// container nobody used, sees none of A's leftovers, and gets the same
+/// budgets A had (message queues of the uid, `/dev/shm`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
-async fn a_reset_container_keeps_nothing_of_the_previous_user() {
+async fn two_users_through_one_place_share_nothing() {
     let client = require_docker!();
-    let guard = Guard::new("reset");
+    let guard = Guard::new("two-users");
     let pool = Pool::new(
         DockerFactory::new(client, guard.config()),
         PoolConfig::default().with_max_size(1).with_min_idle(1),
@@ -150,47 +197,64 @@ async fn a_reset_container_keeps_nothing_of_the_previous_user() {
     assert_eq!(guard.containers().len(), 1, "warmed ahead of need");
 
     let a = pool.acquire().await.unwrap();
-    assert_eq!(pool.status().reused, 1, "served warm");
-    let id = a.container_id().to_owned();
+    assert_eq!(pool.status().warm_acquires, 1, "served warm");
+    let a_id = a.container_id().to_owned();
     a.write(&p("/secret.txt"), "A's secret").await.unwrap();
-    a.write(&p("/src/main.py"), "print('A')").await.unwrap();
-    // two processes that leave the command's process group (which is
-    // swept when the command ends), so they outlive it; the command waits
-    // until both have called setsid (their program runs only after it)
-    sh(
-        &*a,
-        "mkdir -p /workspace/locked/inner && touch /workspace/locked/inner/f && chmod 000 /workspace/locked; \
-         echo tmp > /tmp/a-was-here; mkdir /tmp/.hidden; \
-         setsid sleep 601 & setsid sh -c 'while :; do sleep 1; done' & \
-         i=0; until ps -o args | grep -q '^sleep 601' && ps -o args | grep -q '^sh -c while'; do \
-           i=$((i + 1)); [ $i -gt 200 ] && exit 1; sleep 0.05; done",
-    )
-    .await;
-    let ps = sh(&*a, "ps -o pid,args").await;
-    assert!(ps.contains("sleep 601"), "the escapees run: {ps}");
-    assert_eq!(a.release().await, Recycled::Returned);
+    let left = sh(&*a, LEAVE_EVERYTHING).await;
+    let (a_queues, a_shm) = (field(&left, "queues"), field(&left, "shm_kib"));
+    assert!(a_queues > 0, "A made no message queue: {left}");
+    assert!(a_shm > 0, "A wrote nothing to /dev/shm: {left}");
+    let ps = sh(&*a, "ps -o stat,args").await;
+    assert!(
+        ps.contains("sleep 601") && ps.contains("sleep 602"),
+        "A's processes run: {ps}"
+    );
+    a.release().await;
+    assert!(
+        !guard.containers().iter().any(|c| c.starts_with(&a_id)),
+        "A's container is removed when the lease ends"
+    );
 
     let b = pool.acquire().await.unwrap();
-    assert_eq!(b.container_id(), id, "the same container, reset");
-    assert!(
-        b.ls(&VPath::root()).await.unwrap().is_empty(),
-        "no files left"
-    );
+    assert_ne!(b.container_id(), a_id, "B gets a fresh container");
+    assert_eq!(guard.containers().len(), 1, "max_size 1 holds");
+    assert!(b.ls(&VPath::root()).await.unwrap().is_empty(), "no files");
     assert!(!b.exists(&p("/secret.txt")).await.unwrap());
-    let ps = sh(&*b, "ps -o pid,args").await;
-    assert!(!ps.contains("sleep 60"), "A's processes survived: {ps}");
-    assert!(!ps.contains("while"), "A's processes survived: {ps}");
-    assert_eq!(sh(&*b, "ls -A /tmp").await, "", "/tmp is empty");
+    let ps = sh(&*b, "ps -o stat,args").await;
+    for leftover in ["sleep 60", "kill -STOP", "\nT "] {
+        assert!(!ps.contains(leftover), "A's processes reached B: {ps}");
+    }
+    // names the file API cannot express are checked with the shell
+    for dir in ["/workspace", "/tmp", "/dev/shm", "/dev/mqueue"] {
+        let seen = sh(&*b, &format!("find {dir} -mindepth 1 | wc -l")).await;
+        assert_eq!(seen.trim(), "0", "{dir} is not empty for B");
+    }
+    let budgets = sh(
+        &*b,
+        "q=0; while [ $q -lt 64 ] && touch /dev/mqueue/b-queue-$q 2>/dev/null; do q=$((q + 1)); done; \
+         echo queues=$q; dd if=/dev/zero of=/dev/shm/b-fill bs=64k 2>/dev/null; \
+         echo shm_kib=$(du -k /dev/shm/b-fill | cut -f1)",
+    )
+    .await;
+    assert!(
+        field(&budgets, "queues") >= a_queues,
+        "B's message-queue budget is smaller than A's ({a_queues}): {budgets}"
+    );
+    assert_eq!(
+        field(&budgets, "shm_kib"),
+        a_shm,
+        "B's /dev/shm is not A's full size: {budgets}"
+    );
     drop(b);
     pool.shutdown().await;
     assert_eq!(guard.wait_for_containers(0).await, 0, "nothing left");
     let status = pool.status();
-    assert_eq!((status.created, status.destroyed), (1, 1), "{status:?}");
+    assert_eq!((status.created, status.destroyed), (2, 2), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
-async fn a_container_that_died_is_replaced_not_handed_out() {
+async fn a_container_that_died_is_removed_and_a_fresh_one_served() {
     let client = require_docker!();
     let guard = Guard::new("died");
     let pool = Pool::new(
@@ -202,24 +266,20 @@ async fn a_container_that_died_is_replaced_not_handed_out() {
     let id = a.container_id().to_owned();
     let killed = Command::new("docker").args(["kill", &id]).output().unwrap();
     assert!(killed.status.success(), "docker kill: {killed:?}");
-    assert_eq!(a.release().await, Recycled::Destroyed);
-    assert_eq!(pool.status().reset_failures, 1);
+    a.release().await;
+    assert_eq!(guard.containers().len(), 0, "the dead one is removed");
 
     let b = pool.acquire().await.unwrap();
     assert_ne!(b.container_id(), id);
     assert_eq!(sh(&*b, "echo alive").await, "alive\n");
     drop(b);
     pool.shutdown().await;
-    assert_eq!(
-        guard.wait_for_containers(0).await,
-        0,
-        "the dead one is removed too"
-    );
+    assert_eq!(guard.wait_for_containers(0).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
-async fn users_get_their_own_containers_and_nothing_leaks() {
+async fn users_keep_their_own_containers_and_nothing_leaks() {
     let client = require_docker!();
     let guard = Guard::new("registry");
     let pool = Pool::new(
@@ -238,62 +298,31 @@ async fn users_get_their_own_containers_and_nothing_leaks() {
     let again = registry.get("alice").await.unwrap();
     assert_eq!(again.container_id(), alice.container_id(), "sticky");
     assert_eq!(
-        registry.pool().status().created,
+        registry.pool().status().warm_acquires,
         2,
         "both came from the warm pool"
     );
 
-    // alice leaves; carol gets her container, reset
+    // alice leaves: her container is removed, carol gets a fresh one
     let alice_id = alice.container_id().to_owned();
     registry.release("alice");
     drop((alice, again));
-    let carol = {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if registry.pool().status().idle == 1 || Instant::now() > deadline {
-                break registry.get("carol").await.unwrap();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    assert_eq!(carol.container_id(), alice_id);
+    let carol = registry.get("carol").await.unwrap();
+    assert_ne!(carol.container_id(), alice_id);
     assert!(!carol.exists(&p("/notes.txt")).await.unwrap());
+    assert!(
+        !guard.containers().iter().any(|c| c.starts_with(&alice_id)),
+        "alice's container is gone"
+    );
+    // and alice, back, gets a fresh one too (carol and bob hold both places)
+    drop(carol);
+    registry.release("carol");
+    let back = registry.get("alice").await.unwrap();
+    assert_ne!(back.container_id(), alice_id);
+    assert!(!back.exists(&p("/notes.txt")).await.unwrap());
 
-    // dropped without shutdown: the pool's and the sandboxes' own clean-up
-    drop((bob, carol));
+    drop((bob, back));
     registry.shutdown().await;
     drop(registry);
     assert_eq!(guard.wait_for_containers(0).await, 0, "nothing left");
-}
-
-/// Without the runner, the reset runs as a fresh `docker exec`: it must
-/// still spare the container's main process (or the container would
-/// stop) while killing everything the user left.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
-async fn a_reset_through_a_fresh_exec_keeps_the_container() {
-    let client = require_docker!();
-    let guard = Guard::new("exec-reset");
-    let pool = Pool::new(
-        DockerFactory::new(client, guard.config().with_runner(false)),
-        PoolConfig::default().with_max_size(1),
-    )
-    .unwrap();
-    let a = pool.acquire().await.unwrap();
-    let id = a.container_id().to_owned();
-    sh(
-        &*a,
-        "setsid sleep 602 & \
-         i=0; until ps -o args | grep -q '^sleep 602'; do \
-           i=$((i + 1)); [ $i -gt 200 ] && exit 1; sleep 0.05; done",
-    )
-    .await;
-    assert_eq!(a.release().await, Recycled::Returned);
-    let b = pool.acquire().await.unwrap();
-    assert_eq!(b.container_id(), id, "the container survived its reset");
-    let ps = sh(&*b, "ps -o args").await;
-    assert!(!ps.contains("sleep 602"), "A's process survived: {ps}");
-    drop(b);
-    pool.shutdown().await;
-    assert_eq!(guard.wait_for_containers(0).await, 0);
 }
