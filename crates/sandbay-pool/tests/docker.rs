@@ -180,14 +180,87 @@ fn field(out: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key}= in {out:?}"))
 }
 
+/// A freestanding x86-64 program (raw syscalls, no libc, so it runs in
+/// any image): opens inotify instances until the kernel refuses, prints
+/// how many, and holds them until killed. Busybox has no inotify tool.
+const INOTIFY_HOLDER_C: &str = r#"
+static long sys3(long n, long a, long b, long c) {
+    long r;
+    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+    return r;
+}
+void _start(void) {
+    long n = 0;
+    while (n < 100000 && sys3(294, 0, 0, 0) >= 0) n++; /* inotify_init1(0) */
+    char buf[24];
+    int i = 23;
+    buf[i] = '\n';
+    long v = n;
+    do { buf[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+    sys3(1, 1, (long)(buf + i), 24 - i); /* write(1, ...) */
+    for (;;) sys3(34, 0, 0, 0); /* pause() */
+}
+"#;
+
+/// [`INOTIFY_HOLDER_C`] built with the host's C compiler (`cc`, the
+/// linker Rust uses here), or `None` (skipped, failing under CI) when it
+/// cannot be built or this is not x86-64.
+fn inotify_holder(dir: &std::path::Path) -> Option<Vec<u8>> {
+    if !cfg!(target_arch = "x86_64") {
+        assert!(!in_ci(), "CI=true: the inotify holder is x86-64 only");
+        eprintln!("skipped: the inotify part (the holder is x86-64 only)");
+        return None;
+    }
+    let src = dir.join("inotify-holder.c");
+    let bin = dir.join("inotify-holder");
+    std::fs::write(&src, INOTIFY_HOLDER_C).unwrap();
+    let built = Command::new("cc")
+        .args(["-static", "-nostdlib", "-O2", "-fno-stack-protector", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output();
+    match built {
+        Ok(out) if out.status.success() => Some(std::fs::read(&bin).unwrap()),
+        other => {
+            assert!(
+                !in_ci(),
+                "CI=true but the inotify holder does not build: {other:?}"
+            );
+            eprintln!("skipped: the inotify part (no C compiler: {other:?})");
+            None
+        }
+    }
+}
+
+/// Starts the inotify holder in `sandbox` (from the workspace: `/tmp` is
+/// mounted `noexec`) as a process that outlives its command, and returns
+/// how many instances it got.
+async fn hold_inotify(sandbox: &impl Sandbox, holder: &[u8]) -> u64 {
+    sandbox
+        .write_bytes(&p("/.holder"), holder.to_vec())
+        .await
+        .unwrap();
+    let out = sh(
+        sandbox,
+        "chmod 755 /workspace/.holder && \
+         setsid /workspace/.holder > /tmp/inotify-count 2>&1 & \
+         i=0; until [ -s /tmp/inotify-count ]; do \
+           i=$((i + 1)); [ $i -gt 200 ] && exit 1; sleep 0.05; done; echo inotify=$(cat /tmp/inotify-count)",
+    )
+    .await;
+    field(&out, "inotify")
+}
+
 /// The issue's scenario: two users through a pool of one place. B gets a
 /// container nobody used, sees none of A's leftovers, and gets the same
-/// budgets A had (message queues of the uid, `/dev/shm`).
+/// budgets A had (the uid's inotify instances and message queues,
+/// `/dev/shm`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn two_users_through_one_place_share_nothing() {
     let client = require_docker!();
     let guard = Guard::new("two-users");
+    let holder = inotify_holder(guard.base.path());
     let pool = Pool::new(
         DockerFactory::new(client, guard.config()),
         PoolConfig::default().with_max_size(1).with_min_idle(1),
@@ -204,6 +277,15 @@ async fn two_users_through_one_place_share_nothing() {
     let (a_queues, a_shm) = (field(&left, "queues"), field(&left, "shm_kib"));
     assert!(a_queues > 0, "A made no message queue: {left}");
     assert!(a_shm > 0, "A wrote nothing to /dev/shm: {left}");
+    // A holds every inotify instance the uid has left
+    let a_inotify = match &holder {
+        Some(holder) => {
+            let got = hold_inotify(&*a, holder).await;
+            assert!(got > 0, "A got no inotify instance");
+            Some(got)
+        }
+        None => None,
+    };
     let ps = sh(&*a, "ps -o stat,args").await;
     assert!(
         ps.contains("sleep 601") && ps.contains("sleep 602"),
@@ -236,6 +318,7 @@ async fn two_users_through_one_place_share_nothing() {
          echo shm_kib=$(du -k /dev/shm/b-fill | cut -f1)",
     )
     .await;
+    eprintln!("A: {a_queues} message queues, {a_shm} KiB of /dev/shm; B: {budgets:?}");
     assert!(
         field(&budgets, "queues") >= a_queues,
         "B's message-queue budget is smaller than A's ({a_queues}): {budgets}"
@@ -245,6 +328,14 @@ async fn two_users_through_one_place_share_nothing() {
         a_shm,
         "B's /dev/shm is not A's full size: {budgets}"
     );
+    if let (Some(holder), Some(a_inotify)) = (&holder, a_inotify) {
+        let b_inotify = hold_inotify(&*b, holder).await;
+        eprintln!("inotify instances: A {a_inotify}, B {b_inotify}");
+        assert!(
+            b_inotify >= a_inotify,
+            "B got {b_inotify} inotify instances, A had {a_inotify}: A's are not all gone"
+        );
+    }
     drop(b);
     pool.shutdown().await;
     assert_eq!(guard.wait_for_containers(0).await, 0, "nothing left");
