@@ -79,6 +79,21 @@ impl Guard {
             .collect()
     }
 
+    /// Whether container `id` is gone within 20 s (a `docker rm -f` can
+    /// race the daemon's own auto-remove, which then finishes the removal).
+    async fn gone(&self, id: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if !self.containers().iter().any(|c| c.starts_with(id)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn wait_for_containers(&self, want: usize) -> usize {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -293,7 +308,7 @@ async fn two_users_through_one_place_share_nothing() {
     );
     a.release().await;
     assert!(
-        !guard.containers().iter().any(|c| c.starts_with(&a_id)),
+        guard.gone(&a_id).await,
         "A's container is removed when the lease ends"
     );
 
@@ -358,7 +373,13 @@ async fn a_container_that_died_is_removed_and_a_fresh_one_served() {
     let killed = Command::new("docker").args(["kill", &id]).output().unwrap();
     assert!(killed.status.success(), "docker kill: {killed:?}");
     a.release().await;
-    assert_eq!(guard.containers().len(), 0, "the dead one is removed");
+    // the daemon may already be removing it (auto-remove on exit): the
+    // removal then finishes on the daemon's side
+    assert_eq!(
+        guard.wait_for_containers(0).await,
+        0,
+        "the dead one is removed"
+    );
 
     let b = pool.acquire().await.unwrap();
     assert_ne!(b.container_id(), id);
@@ -401,10 +422,7 @@ async fn users_keep_their_own_containers_and_nothing_leaks() {
     let carol = registry.get("carol").await.unwrap();
     assert_ne!(carol.container_id(), alice_id);
     assert!(!carol.exists(&p("/notes.txt")).await.unwrap());
-    assert!(
-        !guard.containers().iter().any(|c| c.starts_with(&alice_id)),
-        "alice's container is gone"
-    );
+    assert!(guard.gone(&alice_id).await, "alice's container is gone");
     // and alice, back, gets a fresh one too (carol and bob hold both places)
     drop(carol);
     registry.release("carol");
