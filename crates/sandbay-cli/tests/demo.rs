@@ -88,6 +88,9 @@ fn the_demo_shows_every_weakness_fixed_on_every_backend() {
     expect("host files outside", "hidden");
     expect("workspace start-up", "new: ");
     if let Some(docker) = rows["workspace start-up"].get("docker") {
-        assert!(docker.contains("from a warm pool"), "{docker}");
+        assert!(
+            docker.contains("fresh, never used, from a warm pool"),
+            "{docker}"
+        );
     }
 }

@@ -1,26 +1,23 @@
 //! Pooled Docker sandboxes.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use sandbay_core::Result;
 use sandbay_docker::{DockerClient, DockerConfig, DockerSandbox};
 
 use crate::SandboxFactory;
 
-/// The owner label pooled containers carry until a user takes them (see
-/// [`sandbay_docker::OWNER`]).
+/// The owner label pooled containers carry (see
+/// [`sandbay_docker::OWNER`]) unless the config names another owner.
 pub const POOL_OWNER: &str = "sandbay-pool";
 
 /// Makes [`DockerSandbox`]es for a [`Pool`](crate::Pool): one container
 /// each, from one [`DockerConfig`] (with its limits, no network, and the
 /// rest of its safe defaults).
 ///
-/// A reset is [`DockerSandbox::reset`]: every process the previous user
-/// left is killed (also those that left their command's process group
-/// with `setsid`), `/tmp` is emptied, and every file of the workspace is
-/// deleted through the sandbox's own file API. A container whose reset
-/// fails is destroyed, never handed out.
+/// Each container serves one lease and is then removed
+/// ([`DockerSandbox::shutdown`]: the container with every process in it,
+/// its IPC namespace with `/dev/shm` and message queues, its volume or
+/// workspace directory). The next user gets a container nobody has used.
 ///
 /// Containers are labelled with owner [`POOL_OWNER`] unless the config
 /// names another owner, so [`sandbay_docker::reap_orphans`] finds what a
@@ -42,7 +39,6 @@ pub const POOL_OWNER: &str = "sandbay-pool";
 pub struct DockerFactory {
     client: DockerClient,
     config: DockerConfig,
-    reset_timeout: Duration,
 }
 
 impl DockerFactory {
@@ -53,17 +49,7 @@ impl DockerFactory {
         } else {
             config
         };
-        DockerFactory {
-            client,
-            config,
-            reset_timeout: Duration::from_secs(20),
-        }
-    }
-
-    /// Time limit of the in-container part of a reset (default 20 s).
-    pub fn with_reset_timeout(mut self, timeout: Duration) -> DockerFactory {
-        self.reset_timeout = timeout;
-        self
+        DockerFactory { client, config }
     }
 
     /// The config every container is made from.
@@ -78,10 +64,6 @@ impl SandboxFactory for DockerFactory {
 
     async fn create(&self) -> Result<DockerSandbox> {
         DockerSandbox::create(&self.client, self.config.clone()).await
-    }
-
-    async fn reset(&self, sandbox: &DockerSandbox) -> Result<()> {
-        sandbox.reset(self.reset_timeout).await
     }
 
     async fn destroy(&self, sandbox: DockerSandbox) -> Result<()> {

@@ -3,13 +3,13 @@
 use async_trait::async_trait;
 use sandbay_core::Result;
 
-/// Makes, resets and disposes of the sandboxes a [`Pool`](crate::Pool)
-/// holds.
+/// Makes and disposes of the sandboxes a [`Pool`](crate::Pool) holds.
 ///
-/// `reset` is the heart of pooling: a sandbox goes back to the pool only
-/// after `reset` succeeded, so it must leave nothing of the previous user
-/// behind (files, processes, temporary files). When it fails, the pool
-/// destroys the sandbox instead of handing it out again.
+/// A pool hands each sandbox `create` made to one lease at most, and
+/// gives it to `destroy` when that lease ends: sandboxes are never reset
+/// and reused, so `destroy` must release everything the sandbox holds
+/// (containers and their processes, directories, volumes), whatever its
+/// user left in it.
 ///
 /// # Example
 ///
@@ -18,7 +18,6 @@ use sandbay_core::Result;
 /// ```
 /// use async_trait::async_trait;
 /// use sandbay_core::Result;
-/// use sandbay_core::Backend;
 /// use sandbay_pool::SandboxFactory;
 /// use sandbay_state::StateBackend;
 ///
@@ -29,9 +28,6 @@ use sandbay_core::Result;
 ///     type Sandbox = StateBackend;
 ///     async fn create(&self) -> Result<StateBackend> {
 ///         Ok(StateBackend::default())
-///     }
-///     async fn reset(&self, sandbox: &StateBackend) -> Result<()> {
-///         sandbox.clear().await.map(drop)
 ///     }
 ///     async fn destroy(&self, _sandbox: StateBackend) -> Result<()> {
 ///         Ok(())
@@ -46,10 +42,7 @@ pub trait SandboxFactory: Send + Sync + 'static {
     /// Makes a new sandbox.
     async fn create(&self) -> Result<Self::Sandbox>;
 
-    /// Brings a used sandbox back to the state `create` left it in. An
-    /// error means the sandbox cannot be reused; the pool destroys it.
-    async fn reset(&self, sandbox: &Self::Sandbox) -> Result<()>;
-
     /// Releases a sandbox's resources for good (containers, directories).
+    /// An error is logged; the pool frees the sandbox's place either way.
     async fn destroy(&self, sandbox: Self::Sandbox) -> Result<()>;
 }

@@ -1,35 +1,36 @@
 //! Warm pools of sandbay sandboxes and a per-user registry: bounded,
-//! reset on release, nothing leaked.
+//! every sandbox fresh, nothing leaked.
 //!
 //! A multi-user agent service should not make its users wait for a
-//! container to start, should not let one user see what the previous
-//! user of a sandbox left, and should not grow without bound. This crate
+//! container to start, should never let one user reach anything another
+//! user left in a sandbox, and should not grow without bound. This crate
 //! gives it:
 //!
-//! * [`Pool`]: sandboxes made ahead of need ([`PoolConfig::min_idle`]),
-//!   at most [`PoolConfig::max_size`] alive, [`Pool::acquire`] with a
-//!   timeout, and a [`Lease`] guard that gives the sandbox back when
-//!   dropped. A returned sandbox is [reset](SandboxFactory::reset) in the
-//!   background before anyone gets it again, and destroyed instead when
-//!   the reset fails or it is worn out ([`PoolConfig::max_uses`],
-//!   [`PoolConfig::max_age`]).
-//! * [`Registry`]: one sandbox per user, the same on every call, released
-//!   explicitly, after an idle timeout ([`Registry::spawn_reaper`]), or,
-//!   when the pool is full and a new user arrives, as the least recently
-//!   used user that nobody is serving right now.
-//! * [`SandboxFactory`]: what a pool needs to make, reset and destroy a
-//!   sandbox of any backend; [`sandbay_core::Backend::clear`] is the
-//!   file part of a reset for any backend. With the `docker` feature,
-//!   [`DockerFactory`] pools containers from `sandbay-docker`.
+//! * [`Pool`]: fresh sandboxes made ahead of need
+//!   ([`PoolConfig::min_idle`]), at most [`PoolConfig::max_size`] alive,
+//!   [`Pool::acquire`] with a timeout, and a [`Lease`] guard. Each sandbox
+//!   serves one lease: when it ends, the sandbox is
+//!   [destroyed](SandboxFactory::destroy) in the background and a fresh
+//!   one is made to take its place. No sandbox is ever handed from one
+//!   user to another, so nothing needs resetting.
+//! * [`Registry`]: one sandbox per user, the same on every call while the
+//!   user holds it (sticky), ended explicitly, after an idle timeout
+//!   ([`Registry::spawn_reaper`]), or, when the pool is full and a new
+//!   user arrives, for the least recently used user that nobody is
+//!   serving right now. A user who comes back after that gets a fresh
+//!   sandbox.
+//! * [`SandboxFactory`]: what a pool needs to make and destroy a sandbox
+//!   of any backend. With the `docker` feature, [`DockerFactory`] pools
+//!   containers from `sandbay-docker`.
 //!
 //! # Why it is hand-written
 //!
-//! General object pools (deadpool, bb8) recycle an object when it is next
-//! checked out, on the caller's path, and keep no minimum of idle objects.
-//! Here a reset (killing processes, wiping files) is the expensive part,
-//! so it runs in the background as soon as a sandbox is returned, and
-//! `min_idle` sandboxes are kept ready; the pool itself is a semaphore, a
-//! queue and a notifier.
+//! General object pools (deadpool, bb8) recycle objects: they hand a
+//! returned object to the next caller. Here a returned sandbox must never
+//! reach another caller, it must be destroyed off the caller's path, and
+//! its place must count against the bound until the destruction is done;
+//! `min_idle` fresh sandboxes are kept ready. The pool itself is a
+//! semaphore, a queue and a notifier.
 //!
 //! # Dependencies and why
 //!
@@ -53,5 +54,5 @@ mod registry;
 pub use docker::{DockerFactory, POOL_OWNER};
 pub use error::PoolError;
 pub use factory::SandboxFactory;
-pub use pool::{Lease, Pool, PoolConfig, PoolStatus, Recycled};
+pub use pool::{Lease, Pool, PoolConfig, PoolStatus};
 pub use registry::{Reaper, Registry, RegistryConfig, UserSandbox};

@@ -1,4 +1,4 @@
-//! The warm pool: bounded, pre-warmed, reset on release.
+//! The warm pool: bounded, pre-warmed, every sandbox used once.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::SandboxFactory;
 use crate::error::PoolError;
 
-/// How a [`Pool`] sizes, waits and recycles.
+/// How a [`Pool`] sizes and waits.
 ///
 /// ```
 /// use std::time::Duration;
@@ -23,31 +23,25 @@ use crate::error::PoolError;
 ///     .with_max_size(32)
 ///     .with_min_idle(4)
 ///     .with_acquire_timeout(Duration::from_secs(5))
-///     .with_max_uses(Some(100));
+///     .with_max_age(Some(Duration::from_secs(3600)));
 /// assert_eq!(config.max_size, 32);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PoolConfig {
-    /// Most sandboxes alive at once: idle, leased, being reset or being
+    /// Most sandboxes alive at once: idle, leased, being made or being
     /// destroyed. Default 16.
     pub max_size: usize,
-    /// Idle sandboxes kept ready, made in the background (never beyond
+    /// Fresh sandboxes kept ready, made in the background (never beyond
     /// `max_size`). Default 0.
     pub min_idle: usize,
     /// How long [`Pool::acquire`] waits for a free place before it gives
     /// up with [`PoolError::Exhausted`]. Creating the sandbox is not
     /// counted. Default 30 s.
     pub acquire_timeout: Duration,
-    /// A sandbox is destroyed instead of reset after this many leases.
-    /// Default: no limit.
-    pub max_uses: Option<u32>,
-    /// A sandbox older than this is destroyed instead of handed out or
-    /// reset. Default: no limit.
+    /// An idle sandbox older than this is destroyed instead of handed
+    /// out (checked when one is taken). Default: no limit.
     pub max_age: Option<Duration>,
-    /// A reset that takes longer fails, and the sandbox is destroyed.
-    /// Default 30 s.
-    pub reset_timeout: Duration,
 }
 
 impl Default for PoolConfig {
@@ -56,9 +50,7 @@ impl Default for PoolConfig {
             max_size: 16,
             min_idle: 0,
             acquire_timeout: Duration::from_secs(30),
-            max_uses: None,
             max_age: None,
-            reset_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -79,19 +71,9 @@ impl PoolConfig {
         self.acquire_timeout = timeout;
         self
     }
-    /// Sets [`PoolConfig::max_uses`].
-    pub fn with_max_uses(mut self, max_uses: Option<u32>) -> Self {
-        self.max_uses = max_uses;
-        self
-    }
     /// Sets [`PoolConfig::max_age`].
     pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
         self.max_age = max_age;
-        self
-    }
-    /// Sets [`PoolConfig::reset_timeout`].
-    pub fn with_reset_timeout(mut self, timeout: Duration) -> Self {
-        self.reset_timeout = timeout;
         self
     }
 
@@ -108,9 +90,6 @@ impl PoolConfig {
                 self.min_idle, self.max_size
             )));
         }
-        if self.max_uses == Some(0) {
-            return Err(PoolError::Config("max_uses must be at least 1".into()));
-        }
         Ok(())
     }
 }
@@ -121,20 +100,23 @@ impl PoolConfig {
 pub struct PoolStatus {
     /// [`PoolConfig::max_size`].
     pub max_size: usize,
-    /// Sandboxes alive now, or places taken for one being made: idle,
-    /// leased, being created, reset or destroyed.
+    /// Places taken: sandboxes idle, leased, being made or being
+    /// destroyed.
     pub live: usize,
-    /// Idle sandboxes ready to be handed out.
+    /// Fresh sandboxes ready to be handed out.
     pub idle: usize,
+    /// Sandboxes leased now.
+    pub leased: usize,
+    /// Sandboxes being made now (for a caller or in the background).
+    pub creating: usize,
+    /// Sandboxes being destroyed now.
+    pub destroying: usize,
     /// Sandboxes created so far.
     pub created: u64,
+    /// Creations that failed so far.
+    pub create_failures: u64,
     /// Leases served by an idle sandbox (no creation on the caller's path).
-    pub reused: u64,
-    /// Successful resets (including those of sandboxes then destroyed
-    /// because the pool closed meanwhile).
-    pub resets: u64,
-    /// Failed or timed-out resets (each one destroyed its sandbox).
-    pub reset_failures: u64,
+    pub warm_acquires: u64,
     /// Sandboxes destroyed so far.
     pub destroyed: u64,
 }
@@ -142,10 +124,12 @@ pub struct PoolStatus {
 #[derive(Debug, Default)]
 struct Counters {
     created: AtomicU64,
-    reused: AtomicU64,
-    resets: AtomicU64,
-    reset_failures: AtomicU64,
+    create_failures: AtomicU64,
+    warm_acquires: AtomicU64,
     destroyed: AtomicU64,
+    leased: AtomicUsize,
+    creating: AtomicUsize,
+    destroying: AtomicUsize,
 }
 
 /// A place in the pool: holding it is what "alive" means. Dropping it
@@ -164,11 +148,31 @@ impl Drop for Ticket {
 }
 
 /// A live sandbox with its bookkeeping.
+///
+/// A slot is made only by [`Inner::create`]; it then goes to the idle
+/// queue or straight into a [`Lease`], and from a lease only to
+/// [`Inner::destroy`]. No path leads from a lease back to the queue: a
+/// sandbox is handed out at most once.
 struct Slot<S> {
     sandbox: S,
     created: Instant,
-    uses: u32,
     ticket: Ticket,
+}
+
+/// Counts a gauge up for as long as it lives.
+struct Gauge<'a>(&'a AtomicUsize);
+
+impl<'a> Gauge<'a> {
+    fn up(gauge: &'a AtomicUsize) -> Gauge<'a> {
+        gauge.fetch_add(1, Ordering::SeqCst);
+        Gauge(gauge)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 struct Inner<F: SandboxFactory> {
@@ -181,20 +185,22 @@ struct Inner<F: SandboxFactory> {
     closed: AtomicBool,
     /// Background creations for `min_idle` in flight.
     warming: AtomicUsize,
-    /// Background recycles and destroys in flight.
+    /// Other work in flight that shutdown waits for (see [`InFlight`]).
     background: AtomicUsize,
     settled: Notify,
     counters: Counters,
 }
 
-/// A bounded pool of sandboxes that are made ahead of need and reset
-/// before each reuse.
+/// A bounded pool of fresh sandboxes, made ahead of need and each handed
+/// out once.
 ///
-/// Cloning a `Pool` gives another handle to the same pool. A [`Lease`]
-/// returns its sandbox when dropped: in the background, the sandbox is
-/// [reset](SandboxFactory::reset) and put back, or destroyed when the
-/// reset fails, when it reached [`PoolConfig::max_uses`] or
-/// [`PoolConfig::max_age`], or when the pool is shut down. Call
+/// Cloning a `Pool` gives another handle to the same pool. A sandbox
+/// goes to one [`Lease`] only: when the lease ends ([`Lease::release`]
+/// or drop), the sandbox is [destroyed](SandboxFactory::destroy) in the
+/// background and, if [`PoolConfig::min_idle`] asks for it, a fresh one
+/// is made to take its place. Nothing a user leaves in a sandbox
+/// (processes, files, shared memory, kernel objects) can reach the next
+/// user, because the next user never gets that sandbox. Call
 /// [`Pool::shutdown`] to destroy everything and wait for it; a pool
 /// dropped without it destroys its idle sandboxes in the background.
 ///
@@ -210,20 +216,21 @@ struct Inner<F: SandboxFactory> {
 /// # impl SandboxFactory for Memory {
 /// #     type Sandbox = StateBackend;
 /// #     async fn create(&self) -> Result<StateBackend> { Ok(StateBackend::default()) }
-/// #     async fn reset(&self, s: &StateBackend) -> Result<()> { s.clear().await.map(drop) }
 /// #     async fn destroy(&self, _s: StateBackend) -> Result<()> { Ok(()) }
 /// # }
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-/// let pool = Pool::new(Memory, PoolConfig::default().with_max_size(1))?;
+/// let pool = Pool::new(Memory, PoolConfig::default().with_max_size(1).with_min_idle(1))?;
+/// pool.warm().await?; // one fresh sandbox ready
 /// let lease = pool.acquire().await?;
 /// lease.write(&VPath::parse("/notes.txt")?, "private").await?;
-/// lease.release().await; // reset, then back in the pool
+/// lease.release().await; // destroyed; a fresh one is being made
 ///
-/// let again = pool.acquire().await?; // the same sandbox, wiped
-/// assert!(again.ls(&VPath::root()).await?.is_empty());
-/// # drop(again);
+/// let next = pool.acquire().await?; // a different, never-used sandbox
+/// assert!(next.ls(&VPath::root()).await?.is_empty());
+/// # drop(next);
 /// pool.shutdown().await;
+/// assert_eq!(pool.status().created, pool.status().destroyed);
 /// # Ok(())
 /// # }
 /// ```
@@ -254,8 +261,8 @@ impl<F: SandboxFactory> Pool<F> {
     ///
     /// # Errors
     ///
-    /// [`PoolError::Config`] for `max_size` 0, `min_idle` above
-    /// `max_size`, or `max_uses` 0.
+    /// [`PoolError::Config`] for `max_size` 0 or `min_idle` above
+    /// `max_size`.
     pub fn new(factory: F, config: PoolConfig) -> Result<Pool<F>, PoolError> {
         config.check()?;
         Ok(Pool {
@@ -284,8 +291,8 @@ impl<F: SandboxFactory> Pool<F> {
         &self.inner.config
     }
 
-    /// Creates sandboxes until [`PoolConfig::min_idle`] are idle, and
-    /// waits for them.
+    /// Creates sandboxes until [`PoolConfig::min_idle`] are idle (or every
+    /// place is taken), and waits for them.
     ///
     /// # Errors
     ///
@@ -315,9 +322,10 @@ impl<F: SandboxFactory> Pool<F> {
         }
     }
 
-    /// Takes a sandbox: an idle one when there is one, a new one when the
-    /// pool has room, otherwise the first that becomes free, waiting at
-    /// most [`PoolConfig::acquire_timeout`].
+    /// Takes a fresh sandbox: an idle one when there is one, a new one
+    /// when the pool has room, otherwise the first that becomes idle or
+    /// whose place is freed, waiting at most
+    /// [`PoolConfig::acquire_timeout`].
     ///
     /// # Errors
     ///
@@ -333,18 +341,8 @@ impl<F: SandboxFactory> Pool<F> {
             let notified = inner.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if inner.is_closed() {
-                return Err(PoolError::Closed);
-            }
-            if let Some(slot) = self.take_idle() {
-                inner.counters.reused.fetch_add(1, Ordering::Relaxed);
-                self.refill();
-                return Ok(self.lease(slot));
-            }
-            if let Some(ticket) = inner.try_ticket() {
-                let slot = self.create_for_lease(ticket).await?;
-                self.refill();
-                return Ok(self.lease(slot));
+            if let Some(lease) = self.try_acquire().await? {
+                return Ok(lease);
             }
             match deadline {
                 Some(deadline) => {
@@ -372,17 +370,19 @@ impl<F: SandboxFactory> Pool<F> {
         if inner.is_closed() {
             return Err(PoolError::Closed);
         }
-        if let Some(slot) = self.take_idle() {
-            inner.counters.reused.fetch_add(1, Ordering::Relaxed);
-            self.refill();
-            return Ok(Some(self.lease(slot)));
+        if let Some(slot) = inner.take_idle() {
+            inner.counters.warm_acquires.fetch_add(1, Ordering::Relaxed);
+            let lease = self.lease(slot);
+            inner.refill();
+            return Ok(Some(lease));
         }
         let Some(ticket) = inner.try_ticket() else {
             return Ok(None);
         };
         let slot = self.create_for_lease(ticket).await?;
-        self.refill();
-        Ok(Some(self.lease(slot)))
+        let lease = self.lease(slot);
+        inner.refill();
+        Ok(Some(lease))
     }
 
     /// Occupancy and counters, as of now.
@@ -393,19 +393,21 @@ impl<F: SandboxFactory> Pool<F> {
             max_size: inner.config.max_size,
             live: inner.config.max_size - inner.permits.available_permits(),
             idle: inner.lock_idle().len(),
+            leased: c.leased.load(Ordering::SeqCst),
+            creating: c.creating.load(Ordering::SeqCst),
+            destroying: c.destroying.load(Ordering::SeqCst),
             created: c.created.load(Ordering::Relaxed),
-            reused: c.reused.load(Ordering::Relaxed),
-            resets: c.resets.load(Ordering::Relaxed),
-            reset_failures: c.reset_failures.load(Ordering::Relaxed),
+            create_failures: c.create_failures.load(Ordering::Relaxed),
+            warm_acquires: c.warm_acquires.load(Ordering::Relaxed),
             destroyed: c.destroyed.load(Ordering::Relaxed),
         }
     }
 
     /// Closes the pool: waiting and later [`Pool::acquire`] calls fail
     /// with [`PoolError::Closed`], idle sandboxes are destroyed, and
-    /// sandboxes being reset are destroyed when their reset ends. Returns
-    /// once all of that is done. Sandboxes still leased are destroyed when
-    /// their lease is dropped.
+    /// sandboxes being made are destroyed when they are ready. Returns
+    /// once all of that and every destruction under way is done.
+    /// Sandboxes still leased are destroyed when their lease ends.
     pub async fn shutdown(&self) {
         self.close();
         let inner = &self.inner;
@@ -455,62 +457,10 @@ impl<F: SandboxFactory> Pool<F> {
     }
 
     fn lease(&self, slot: Slot<F::Sandbox>) -> Lease<F> {
+        self.inner.counters.leased.fetch_add(1, Ordering::SeqCst);
         Lease {
             slot: Some(slot),
             inner: Arc::clone(&self.inner),
-        }
-    }
-
-    /// An idle sandbox young enough to hand out; expired ones found on the
-    /// way are destroyed in the background.
-    fn take_idle(&self) -> Option<Slot<F::Sandbox>> {
-        let inner = &self.inner;
-        let mut expired = Vec::new();
-        let found = {
-            let mut idle = inner.lock_idle();
-            loop {
-                match idle.pop_back() {
-                    Some(slot) if inner.expired(&slot) => expired.push(slot),
-                    other => break other,
-                }
-            }
-        };
-        for slot in expired {
-            let task_inner = Arc::clone(inner);
-            spawn_background(inner, async move { task_inner.destroy(slot).await });
-        }
-        found
-    }
-
-    /// Starts background creations until `min_idle` sandboxes are idle or
-    /// being made, as far as there is room.
-    fn refill(&self) {
-        let inner = &self.inner;
-        loop {
-            let warming = inner.warming.load(Ordering::SeqCst);
-            if inner.lock_idle().len() + warming >= inner.config.min_idle {
-                return;
-            }
-            let Some(ticket) = inner.try_ticket() else {
-                return;
-            };
-            // counted before the closed check (see `InFlight`)
-            inner.warming.fetch_add(1, Ordering::SeqCst);
-            if inner.is_closed() {
-                inner.warming.fetch_sub(1, Ordering::SeqCst);
-                inner.settled.notify_waiters();
-                return;
-            }
-            let task_inner = Arc::clone(inner);
-            tokio::spawn(async move {
-                let inner = task_inner;
-                match inner.create(ticket).await {
-                    Ok(slot) => inner.put_idle(slot).await,
-                    Err(e) => tracing::warn!(error = %e, "warming a pooled sandbox failed"),
-                }
-                inner.warming.fetch_sub(1, Ordering::SeqCst);
-                inner.settled.notify_waiters();
-            });
         }
     }
 }
@@ -539,20 +489,48 @@ impl<F: SandboxFactory> Inner<F> {
             .is_some_and(|age| slot.created.elapsed() >= age)
     }
 
+    /// The oldest idle sandbox young enough to hand out; expired ones
+    /// found on the way are destroyed in the background.
+    fn take_idle(self: &Arc<Self>) -> Option<Slot<F::Sandbox>> {
+        let mut expired = Vec::new();
+        let found = {
+            let mut idle = self.lock_idle();
+            loop {
+                match idle.pop_front() {
+                    Some(slot) if self.expired(&slot) => expired.push(slot),
+                    other => break other,
+                }
+            }
+        };
+        for slot in expired {
+            self.end(slot);
+        }
+        found
+    }
+
     async fn create(&self, ticket: Ticket) -> Result<Slot<F::Sandbox>, PoolError> {
         // on error the ticket drops here, freeing the place
-        let sandbox = self.factory.create().await.map_err(PoolError::Create)?;
+        let made = {
+            let _creating = Gauge::up(&self.counters.creating);
+            self.factory.create().await
+        };
+        let sandbox = made.map_err(|e| {
+            self.counters
+                .create_failures
+                .fetch_add(1, Ordering::Relaxed);
+            PoolError::Create(e)
+        })?;
         self.counters.created.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("pooled sandbox created");
         Ok(Slot {
             sandbox,
             created: Instant::now(),
-            uses: 0,
             ticket,
         })
     }
 
-    /// Parks a sandbox as idle, or destroys it when the pool is closed.
+    /// Parks a fresh sandbox as idle, or destroys it when the pool is
+    /// closed. Only [`Inner::create`]'s output comes here.
     async fn put_idle(&self, slot: Slot<F::Sandbox>) {
         let slot = {
             let mut idle = self.lock_idle();
@@ -573,8 +551,11 @@ impl<F: SandboxFactory> Inner<F> {
         let Slot {
             sandbox, ticket, ..
         } = slot;
-        if let Err(e) = self.factory.destroy(sandbox).await {
-            tracing::warn!(error = %e, "destroying a pooled sandbox failed");
+        {
+            let _destroying = Gauge::up(&self.counters.destroying);
+            if let Err(e) = self.factory.destroy(sandbox).await {
+                tracing::warn!(error = %e, "destroying a pooled sandbox failed");
+            }
         }
         self.counters.destroyed.fetch_add(1, Ordering::Relaxed);
         // the place is freed only now: a sandbox being destroyed still
@@ -582,42 +563,47 @@ impl<F: SandboxFactory> Inner<F> {
         drop(ticket);
     }
 
-    /// A returned sandbox: reset and park it, or destroy it.
-    async fn recycle(&self, mut slot: Slot<F::Sandbox>) -> Recycled {
-        slot.uses = slot.uses.saturating_add(1);
-        let worn = self.config.max_uses.is_some_and(|max| slot.uses >= max);
-        if self.is_closed() || worn || self.expired(&slot) {
-            self.destroy(slot).await;
-            return Recycled::Destroyed;
-        }
-        let reset =
-            tokio::time::timeout(self.config.reset_timeout, self.factory.reset(&slot.sandbox))
-                .await;
-        match reset {
-            Ok(Ok(())) => {
-                self.counters.resets.fetch_add(1, Ordering::Relaxed);
-                if self.is_closed() {
-                    self.destroy(slot).await;
-                    return Recycled::Destroyed;
+    /// Destroys a sandbox in the background, then makes fresh ones for
+    /// `min_idle` in the place it freed. Returns the task, `None` without
+    /// a runtime (the sandbox is then dropped, and its place freed).
+    fn end(self: &Arc<Self>, slot: Slot<F::Sandbox>) -> Option<tokio::task::JoinHandle<()>> {
+        let inner = Arc::clone(self);
+        spawn_background(self, async move {
+            inner.destroy(slot).await;
+            inner.refill();
+        })
+    }
+
+    /// Starts background creations until `min_idle` sandboxes are idle or
+    /// being made, as far as there is room.
+    fn refill(self: &Arc<Self>) {
+        loop {
+            let warming = self.warming.load(Ordering::SeqCst);
+            if self.lock_idle().len() + warming >= self.config.min_idle {
+                return;
+            }
+            let Ok(handle) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let Some(ticket) = self.try_ticket() else {
+                return;
+            };
+            // counted before the closed check (see `InFlight`)
+            self.warming.fetch_add(1, Ordering::SeqCst);
+            if self.is_closed() {
+                self.warming.fetch_sub(1, Ordering::SeqCst);
+                self.settled.notify_waiters();
+                return;
+            }
+            let inner = Arc::clone(self);
+            handle.spawn(async move {
+                match inner.create(ticket).await {
+                    Ok(slot) => inner.put_idle(slot).await,
+                    Err(e) => tracing::warn!(error = %e, "warming a pooled sandbox failed"),
                 }
-                self.put_idle(slot).await;
-                Recycled::Returned
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "reset failed; the sandbox is destroyed");
-                self.counters.reset_failures.fetch_add(1, Ordering::Relaxed);
-                self.destroy(slot).await;
-                Recycled::Destroyed
-            }
-            Err(_) => {
-                tracing::warn!(
-                    timeout = ?self.config.reset_timeout,
-                    "reset timed out; the sandbox is destroyed"
-                );
-                self.counters.reset_failures.fetch_add(1, Ordering::Relaxed);
-                self.destroy(slot).await;
-                Recycled::Destroyed
-            }
+                inner.warming.fetch_sub(1, Ordering::SeqCst);
+                inner.settled.notify_waiters();
+            });
         }
     }
 }
@@ -650,8 +636,8 @@ impl<F: SandboxFactory> Drop for Inner<F> {
     }
 }
 
-/// Work in flight that [`Pool::shutdown`] waits for: creating, recycling
-/// or destroying a sandbox. Counted from before the closed check, so a
+/// Work in flight that [`Pool::shutdown`] waits for: creating or
+/// destroying a sandbox. Counted from before the closed check, so a
 /// shutdown either sees it or it sees the shutdown.
 struct InFlight<F: SandboxFactory> {
     inner: Arc<Inner<F>>,
@@ -677,40 +663,24 @@ impl<F: SandboxFactory> Drop for InFlight<F> {
 /// [`Pool::shutdown`] can wait for it. `None` without a runtime (a lease
 /// dropped after its runtime ended): the task cannot run, and dropping it
 /// drops the sandbox and frees its place.
-fn spawn_background<F, Fut, T>(
-    inner: &Arc<Inner<F>>,
-    task: Fut,
-) -> Option<tokio::task::JoinHandle<T>>
+fn spawn_background<F, Fut>(inner: &Arc<Inner<F>>, task: Fut) -> Option<tokio::task::JoinHandle<()>>
 where
     F: SandboxFactory,
-    Fut: Future<Output = T> + Send + 'static,
-    T: Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     let handle = tokio::runtime::Handle::try_current().ok()?;
     let in_flight = InFlight::new(inner);
     Some(handle.spawn(async move {
-        let out = task.await;
+        task.await;
         drop(in_flight);
-        out
     }))
 }
 
-/// What became of a sandbox given back with [`Lease::release`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recycled {
-    /// It was reset and is idle in the pool again.
-    Returned,
-    /// It was destroyed: its reset failed, it was worn out
-    /// ([`PoolConfig::max_uses`], [`PoolConfig::max_age`]), or the pool is
-    /// closed.
-    Destroyed,
-}
-
-/// A sandbox taken from a [`Pool`]. Derefs to the sandbox.
+/// A fresh sandbox taken from a [`Pool`], for one user. Derefs to the
+/// sandbox.
 ///
-/// Dropping a lease gives the sandbox back: it is reset in the background
-/// and parked, or destroyed (see [`Pool`]). [`Lease::release`] does the
-/// same and waits for it; [`Lease::discard`] destroys the sandbox.
+/// When the lease ends, by [`Lease::release`] or by being dropped, the
+/// sandbox is destroyed in the background; it is never handed out again.
 pub struct Lease<F: SandboxFactory> {
     slot: Option<Slot<F::Sandbox>>,
     inner: Arc<Inner<F>>,
@@ -719,7 +689,7 @@ pub struct Lease<F: SandboxFactory> {
 impl<F: SandboxFactory> fmt::Debug for Lease<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lease")
-            .field("uses", &self.uses())
+            .field("age", &self.age())
             .finish_non_exhaustive()
     }
 }
@@ -743,59 +713,32 @@ impl<F: SandboxFactory> Lease<F> {
         self
     }
 
-    /// How many leases of this sandbox ended before this one.
-    pub fn uses(&self) -> u32 {
-        self.slot().uses
-    }
-
     /// How long ago the sandbox was created.
     pub fn age(&self) -> Duration {
         self.slot().created.elapsed()
     }
 
-    /// Gives the sandbox back now: reset and park it (or destroy it, see
-    /// [`Recycled`]), and wait until that is done.
+    /// Ends the lease now and waits until the sandbox is destroyed. A
+    /// fresh sandbox is then made in the background if
+    /// [`PoolConfig::min_idle`] asks for one.
     ///
-    /// The work runs as a pool task: if this future is dropped, the reset
-    /// (or destruction) still completes.
-    pub async fn release(mut self) -> Recycled {
-        let slot = self.slot.take().expect("a lease holds its slot");
-        let inner = Arc::clone(&self.inner);
-        let task = spawn_background(&self.inner, async move {
-            let recycled = inner.recycle(slot).await;
-            Pool { inner }.refill();
-            recycled
-        });
-        match task {
-            Some(task) => task.await.unwrap_or(Recycled::Destroyed),
-            None => Recycled::Destroyed,
+    /// The work runs as a pool task: if this future is dropped, the
+    /// destruction still completes.
+    pub async fn release(mut self) {
+        if let Some(task) = self.end() {
+            let _ = task.await;
         }
     }
 
-    /// Destroys the sandbox instead of giving it back (for example after
-    /// it misbehaved), and waits until that is done.
-    pub async fn discard(mut self) {
-        let slot = self.slot.take().expect("a lease holds its slot");
-        let inner = Arc::clone(&self.inner);
-        let task = spawn_background(&self.inner, async move {
-            inner.destroy(slot).await;
-            Pool { inner }.refill();
-        });
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+    fn end(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        let slot = self.slot.take()?;
+        self.inner.counters.leased.fetch_sub(1, Ordering::SeqCst);
+        self.inner.end(slot)
     }
 }
 
 impl<F: SandboxFactory> Drop for Lease<F> {
     fn drop(&mut self) {
-        let Some(slot) = self.slot.take() else {
-            return;
-        };
-        let inner = Arc::clone(&self.inner);
-        spawn_background(&self.inner, async move {
-            inner.recycle(slot).await;
-            Pool { inner }.refill();
-        });
+        self.end();
     }
 }

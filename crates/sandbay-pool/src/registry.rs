@@ -25,7 +25,8 @@ pub struct RegistryConfig {
     /// [`Registry::evict_idle`]. Default 10 minutes.
     pub idle_timeout: Duration,
     /// When a new user arrives and the pool is full, release the least
-    /// recently used user whose sandbox no caller holds, instead of
+    /// recently used user whose sandbox no caller holds (destroying that
+    /// sandbox to free its place), instead of
     /// waiting for a place. Default on: the number of users with a
     /// sandbox stays bounded by the pool, and new users are served as
     /// long as someone is merely idle.
@@ -84,18 +85,20 @@ impl<F: SandboxFactory> Entry<F> {
     }
 }
 
-/// Gives each user one sandbox from a [`Pool`], the same one on every
-/// call until the user is [released](Registry::release) or
+/// Gives each user one fresh sandbox from a [`Pool`], the same one on
+/// every call until the user is [released](Registry::release) or
 /// [evicted](Registry::evict_idle) for being idle.
 ///
 /// Concurrent first calls for one user wait for the same acquisition, so
 /// a user never gets two sandboxes by racing. The number of users with a
 /// sandbox is bounded by the pool's `max_size`; when it is reached, a new
 /// user takes the place of the least recently used one whose sandbox no
-/// caller holds ([`RegistryConfig::evict_lru_when_full`]), or waits. Released sandboxes go back
-/// to the pool, which resets them before anyone else gets them. A caller
-/// still holding a [`UserSandbox`] keeps it working until it drops it;
-/// only then is it reset.
+/// caller holds ([`RegistryConfig::evict_lru_when_full`]), or waits.
+///
+/// Release and eviction end the user's lease: the sandbox is destroyed
+/// once no caller holds it (a caller still holding a [`UserSandbox`] keeps
+/// it working until it drops it), and a user who comes back gets a fresh
+/// one. A sandbox is never given to a second user.
 ///
 /// # Example
 ///
@@ -109,7 +112,6 @@ impl<F: SandboxFactory> Entry<F> {
 /// # impl SandboxFactory for Memory {
 /// #     type Sandbox = StateBackend;
 /// #     async fn create(&self) -> Result<StateBackend> { Ok(StateBackend::default()) }
-/// #     async fn reset(&self, s: &StateBackend) -> Result<()> { s.clear().await.map(drop) }
 /// #     async fn destroy(&self, _s: StateBackend) -> Result<()> { Ok(()) }
 /// # }
 /// # #[tokio::main(flavor = "current_thread")]
@@ -121,6 +123,9 @@ impl<F: SandboxFactory> Entry<F> {
 /// registry.get("alice").await?.write(&notes, "alice's").await?;
 /// assert_eq!(registry.get("alice").await?.read_to_string(&notes).await?, "alice's");
 /// assert!(!registry.get("bob").await?.exists(&notes).await?);
+///
+/// registry.release("alice"); // her sandbox is destroyed
+/// assert!(!registry.get("alice").await?.exists(&notes).await?); // a fresh one
 ///
 /// registry.shutdown().await;
 /// # Ok(())
@@ -162,7 +167,8 @@ impl<F: SandboxFactory> Registry<F> {
         self.users.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The user's sandbox, taken from the pool on first use.
+    /// The user's sandbox: the one they hold, or a fresh one from the
+    /// pool on first use and after a release or eviction.
     ///
     /// # Errors
     ///
@@ -222,14 +228,14 @@ impl<F: SandboxFactory> Registry<F> {
     }
 
     /// Ends the user's assignment. Returns whether the user had one. The
-    /// sandbox goes back to the pool (and is reset) once no caller holds
-    /// it any more.
+    /// sandbox is destroyed once no caller holds it any more; the user's
+    /// next [`Registry::get`] gets a fresh one.
     pub fn release(&self, user: &str) -> bool {
         let removed = self.lock().remove(user);
         removed.is_some()
     }
 
-    /// Releases every user idle for longer than
+    /// Releases (see [`Registry::release`]) every user idle for longer than
     /// [`RegistryConfig::idle_timeout`] whose sandbox no caller is using
     /// right now (a long command keeps its user); returns how many. Also
     /// forgets entries of calls that were cancelled before they got a

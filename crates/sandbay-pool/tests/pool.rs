@@ -1,16 +1,16 @@
 //! The pool and the registry over real workspaces on disk (the fs
-//! backend), no Docker needed.
+//! backend), no Docker needed: every sandbox serves one lease and is
+//! then destroyed, on disk too.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sandbay_core::{Backend, BackendExt, Error, Result, VPath};
 use sandbay_fs::{FsBackend, FsProvider};
-use sandbay_pool::{
-    Pool, PoolConfig, PoolError, Recycled, Registry, RegistryConfig, SandboxFactory,
-};
+use sandbay_pool::{Pool, PoolConfig, PoolError, Registry, RegistryConfig, SandboxFactory};
 
 /// A workspace directory per sandbox under one base: what a pool of
 /// local workspaces is. It counts what is alive, so the tests can check
@@ -20,6 +20,7 @@ struct DirFactory {
     next: AtomicU64,
     live: AtomicUsize,
     peak: AtomicUsize,
+    fail_next: AtomicBool,
     base: std::path::PathBuf,
 }
 
@@ -36,9 +37,7 @@ impl std::ops::Deref for Workspace {
     }
 }
 
-/// A file a test plants to make the next reset fail.
-const JAMMED: &str = "/.jammed";
-/// A file a test plants to make the next reset take 300 ms.
+/// A file a test plants to make the sandbox's destruction take 300 ms.
 const SLOW: &str = "/.slow";
 
 impl DirFactory {
@@ -48,6 +47,7 @@ impl DirFactory {
             next: AtomicU64::new(0),
             live: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            fail_next: AtomicBool::new(false),
             base: base.to_path_buf(),
         }
     }
@@ -68,6 +68,11 @@ impl SandboxFactory for DirFactory {
     type Sandbox = Workspace;
 
     async fn create(&self) -> Result<Workspace> {
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(Error::Unavailable {
+                message: "no room for a workspace".into(),
+            });
+        }
         let name = format!("ws{}", self.next.fetch_add(1, Ordering::SeqCst));
         let backend = self.provider.session("pool", &name).await?;
         let live = self.live.fetch_add(1, Ordering::SeqCst) + 1;
@@ -75,19 +80,10 @@ impl SandboxFactory for DirFactory {
         Ok(Workspace { backend, name })
     }
 
-    async fn reset(&self, ws: &Workspace) -> Result<()> {
-        if ws.exists(&VPath::parse(JAMMED)?).await? {
-            return Err(Error::Unavailable {
-                message: "jammed".into(),
-            });
-        }
+    async fn destroy(&self, ws: Workspace) -> Result<()> {
         if ws.exists(&VPath::parse(SLOW)?).await? {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        ws.backend.clear().await.map(drop)
-    }
-
-    async fn destroy(&self, ws: Workspace) -> Result<()> {
         self.provider.remove_session("pool", &ws.name).await?;
         self.live.fetch_sub(1, Ordering::SeqCst);
         Ok(())
@@ -116,7 +112,7 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 #[tokio::test]
-async fn a_returned_sandbox_is_reset_before_reuse() {
+async fn a_released_sandbox_is_destroyed_and_never_handed_out_again() {
     let (pool, _dir) = new_pool(PoolConfig::default().with_max_size(1)).await;
     let lease = pool.acquire().await.unwrap();
     lease.write(&p("/secret.txt"), "user A").await.unwrap();
@@ -125,40 +121,81 @@ async fn a_returned_sandbox_is_reset_before_reuse() {
         .await
         .unwrap();
     let name = lease.name.clone();
-    assert_eq!(lease.release().await, Recycled::Returned);
-
-    let again = pool.acquire().await.unwrap();
-    assert_eq!(
-        again.name, name,
-        "max_size 1: the same workspace comes back"
-    );
-    assert_eq!(again.uses(), 1);
-    assert!(again.ls(&VPath::root()).await.unwrap().is_empty());
+    lease.release().await;
     let status = pool.status();
     assert_eq!(
-        (status.created, status.reused, status.resets),
-        (1, 1, 1),
+        (status.destroyed, status.live, status.leased),
+        (1, 0, 0),
         "{status:?}"
     );
-    drop(again);
+    assert_eq!(pool.factory().dirs_on_disk(), 0, "gone from disk");
+
+    let next = pool.acquire().await.unwrap();
+    assert_ne!(next.name, name, "max_size 1: a new workspace, not A's");
+    assert!(next.ls(&VPath::root()).await.unwrap().is_empty());
+    let status = pool.status();
+    assert_eq!(
+        (status.created, status.warm_acquires, status.destroyed),
+        (2, 0, 1),
+        "{status:?}"
+    );
+    next.release().await;
     pool.shutdown().await;
+    assert_eq!(pool.factory().live(), 0);
 }
 
 #[tokio::test]
-async fn a_dropped_lease_comes_back_in_the_background() {
-    let (pool, _dir) = new_pool(PoolConfig::default().with_max_size(1)).await;
+async fn a_dropped_lease_is_replaced_by_a_fresh_sandbox_in_the_background() {
+    let config = PoolConfig::default().with_max_size(1).with_min_idle(1);
+    let (pool, _dir) = new_pool(config).await;
+    pool.warm().await.unwrap();
     let lease = pool.acquire().await.unwrap();
+    assert_eq!(pool.status().warm_acquires, 1);
+    let name = lease.name.clone();
     lease.write(&p("/a.txt"), "x").await.unwrap();
     drop(lease);
-    eventually("the sandbox is idle again", || pool.status().idle == 1).await;
-    let again = pool.acquire().await.unwrap();
-    assert!(!again.exists(&p("/a.txt")).await.unwrap());
-    drop(again);
+    eventually("destroyed and replaced", || {
+        let s = pool.status();
+        s.destroyed == 1 && s.idle == 1
+    })
+    .await;
+    assert_eq!(pool.factory().live(), 1, "one place: the old one is gone");
+    let next = pool.acquire().await.unwrap();
+    assert_ne!(next.name, name);
+    assert!(!next.exists(&p("/a.txt")).await.unwrap());
+    let status = pool.status();
+    assert_eq!((status.created, status.warm_acquires), (2, 2), "{status:?}");
+    drop(next);
     pool.shutdown().await;
+    assert_eq!(pool.factory().live(), 0);
+    assert_eq!(pool.factory().dirs_on_disk(), 0);
+}
+
+/// A sandbox being destroyed holds its place: with `max_size` 1, the
+/// replacement is made only after the destruction is done.
+#[tokio::test]
+async fn a_sandbox_being_destroyed_counts_against_max_size() {
+    let config = PoolConfig::default().with_max_size(1).with_min_idle(1);
+    let (pool, _dir) = new_pool(config).await;
+    let lease = pool.acquire().await.unwrap();
+    lease.write(&p(SLOW), "").await.unwrap();
+    drop(lease);
+    eventually("destroying", || pool.status().destroying == 1).await;
+    let status = pool.status();
+    assert_eq!(
+        (status.live, status.creating, status.idle),
+        (1, 0, 0),
+        "{status:?}"
+    );
+    assert!(matches!(pool.try_acquire().await, Ok(None)), "full");
+    eventually("replaced", || pool.status().idle == 1).await;
+    assert_eq!(pool.factory().peak.load(Ordering::SeqCst), 1);
+    pool.shutdown().await;
+    assert_eq!(pool.factory().live(), 0);
 }
 
 #[tokio::test]
-async fn the_pool_is_bounded_and_a_waiter_gets_the_next_free_sandbox() {
+async fn the_pool_is_bounded_and_a_waiter_gets_a_fresh_sandbox() {
     let config = PoolConfig::default()
         .with_max_size(2)
         .with_acquire_timeout(Duration::from_millis(200));
@@ -179,15 +216,17 @@ async fn the_pool_is_bounded_and_a_waiter_gets_the_next_free_sandbox() {
     .into();
     assert_eq!(core.code().as_str(), "unavailable");
 
-    // a waiter wakes up when a lease is returned
+    // a waiter wakes up when a lease ends and its place is freed
     let waiter = {
         let pool = pool.clone();
         tokio::spawn(async move { pool.acquire().await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     a.write(&p("/left-behind"), "A").await.unwrap();
+    let (a_name, b_name) = (a.name.clone(), b.name.clone());
     drop(a);
-    let c = waiter.await.unwrap().expect("the returned sandbox");
+    let c = waiter.await.unwrap().expect("a fresh sandbox");
+    assert!(c.name != a_name && c.name != b_name, "{}", c.name);
     assert!(!c.exists(&p("/left-behind")).await.unwrap());
     assert!(pool.factory().peak.load(Ordering::SeqCst) <= 2);
     drop((b, c));
@@ -195,64 +234,39 @@ async fn the_pool_is_bounded_and_a_waiter_gets_the_next_free_sandbox() {
 }
 
 #[tokio::test]
-async fn a_failed_reset_destroys_the_sandbox() {
+async fn a_failed_creation_frees_its_place_and_is_counted() {
     let (pool, _dir) = new_pool(PoolConfig::default().with_max_size(1)).await;
-    let lease = pool.acquire().await.unwrap();
-    lease.write(&p(JAMMED), "").await.unwrap();
-    let name = lease.name.clone();
-    assert_eq!(lease.release().await, Recycled::Destroyed);
+    pool.factory().fail_next.store(true, Ordering::SeqCst);
+    match pool.acquire().await {
+        Err(PoolError::Create(e)) => assert_eq!(e.code().as_str(), "unavailable"),
+        other => panic!("expected a creation error, got {other:?}"),
+    }
     let status = pool.status();
-    assert_eq!(
-        (status.reset_failures, status.destroyed, status.live),
-        (1, 1, 0)
-    );
-    assert_eq!(
-        pool.factory().dirs_on_disk(),
-        0,
-        "the workspace is gone from disk"
-    );
-    let fresh = pool.acquire().await.unwrap();
-    assert_ne!(fresh.name, name);
-    assert!(fresh.ls(&VPath::root()).await.unwrap().is_empty());
-    drop(fresh);
+    assert_eq!((status.live, status.create_failures), (0, 1), "{status:?}");
+    let lease = pool.acquire().await.expect("the place is free again");
+    drop(lease);
     pool.shutdown().await;
+    assert_eq!(pool.factory().live(), 0);
 }
 
 #[tokio::test]
-async fn max_uses_and_max_age_retire_sandboxes() {
-    let (pool, _dir) = new_pool(PoolConfig::default().with_max_uses(Some(2))).await;
-    let first = pool.acquire().await.unwrap();
-    let name = first.name.clone();
-    assert_eq!(first.release().await, Recycled::Returned);
-    let second = pool.acquire().await.unwrap();
-    assert_eq!(second.name, name);
-    assert_eq!(
-        second.release().await,
-        Recycled::Destroyed,
-        "second use was the last"
-    );
-    let third = pool.acquire().await.unwrap();
-    assert_ne!(third.name, name);
-    drop(third);
-    pool.shutdown().await;
-
-    let config = PoolConfig::default().with_max_age(Some(Duration::from_millis(100)));
+async fn an_expired_idle_sandbox_is_not_handed_out() {
+    let config = PoolConfig::default()
+        .with_min_idle(1)
+        .with_max_age(Some(Duration::from_millis(100)));
     let (pool, _dir) = new_pool(config).await;
-    let lease = pool.acquire().await.unwrap();
-    let name = lease.name.clone();
-    assert_eq!(lease.release().await, Recycled::Returned);
+    pool.warm().await.unwrap();
+    let old = pool.factory().next.load(Ordering::SeqCst) - 1;
     tokio::time::sleep(Duration::from_millis(150)).await;
     let young = pool.acquire().await.unwrap();
-    assert_ne!(
-        young.name, name,
-        "an expired idle sandbox is not handed out"
-    );
+    assert_ne!(young.name, format!("ws{old}"), "an expired one");
     eventually("the expired one is destroyed", || {
         pool.status().destroyed == 1
     })
     .await;
     drop(young);
     pool.shutdown().await;
+    assert_eq!(pool.factory().live(), 0);
 }
 
 #[tokio::test]
@@ -262,11 +276,16 @@ async fn min_idle_is_warmed_and_kept_up() {
     pool.warm().await.unwrap();
     assert_eq!((pool.status().idle, pool.status().created), (2, 2));
     let lease = pool.acquire().await.unwrap();
-    assert_eq!(pool.status().reused, 1, "served from the warm ones");
+    assert_eq!(pool.status().warm_acquires, 1, "served from the warm ones");
     eventually("refilled to two idle", || pool.status().idle == 2).await;
     assert_eq!(pool.status().created, 3);
     drop(lease);
-    eventually("three idle after the return", || pool.status().idle == 3).await;
+    eventually("the lease's sandbox is destroyed", || {
+        pool.status().destroyed == 1
+    })
+    .await;
+    let status = pool.status();
+    assert_eq!((status.idle, status.created), (2, 3), "{status:?}");
     pool.shutdown().await;
     assert_eq!(pool.factory().live(), 0);
 }
@@ -278,9 +297,10 @@ async fn shutdown_destroys_everything_and_refuses_new_leases() {
     pool.warm().await.unwrap();
     let held = pool.acquire().await.unwrap();
     let other = pool.acquire().await.unwrap();
-    other.write(&p("/x"), "x").await.unwrap();
-    drop(other); // being reset while the pool shuts down
+    other.write(&p(SLOW), "").await.unwrap();
+    drop(other); // being destroyed while the pool shuts down
     pool.shutdown().await;
+    assert_eq!(pool.status().destroying, 0, "shutdown waited for it");
     assert!(matches!(pool.acquire().await, Err(PoolError::Closed)));
     assert_eq!(pool.factory().live(), 1, "only the held lease is alive");
     drop(held);
@@ -301,9 +321,6 @@ async fn a_dropped_pool_destroys_its_idle_sandboxes() {
         type Sandbox = Workspace;
         async fn create(&self) -> Result<Workspace> {
             self.0.create().await
-        }
-        async fn reset(&self, ws: &Workspace) -> Result<()> {
-            self.0.reset(ws).await
         }
         async fn destroy(&self, ws: Workspace) -> Result<()> {
             self.0.destroy(ws).await
@@ -330,7 +347,6 @@ async fn bad_configurations_are_refused() {
             PoolConfig::default().with_max_size(2).with_min_idle(3),
             "min_idle",
         ),
-        (PoolConfig::default().with_max_uses(Some(0)), "max_uses"),
     ] {
         let factory = DirFactory::new(dir.path()).await;
         let err = Pool::new(factory, config).unwrap_err();
@@ -340,21 +356,25 @@ async fn bad_configurations_are_refused() {
     }
 }
 
-/// Many users hammer a small pool: the bound holds and no one ever gets
-/// a workspace with anything of the user before.
+/// Many users hammer a small pool: the bound holds, every lease gets a
+/// workspace nobody had before, and everything is gone at the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_users_never_see_a_previous_users_files() {
+async fn concurrent_users_always_get_a_never_used_sandbox() {
     let config = PoolConfig::default()
         .with_max_size(3)
         .with_min_idle(1)
         .with_acquire_timeout(Duration::from_secs(20));
     let (pool, _dir) = new_pool(config).await;
+    let handed = Arc::new(std::sync::Mutex::new(HashSet::new()));
     let mut tasks = Vec::new();
     for user in 0..8 {
         let pool = pool.clone();
+        let handed = Arc::clone(&handed);
         tasks.push(tokio::spawn(async move {
             for round in 0..15 {
                 let lease = pool.acquire().await.expect("acquire");
+                let first = handed.lock().unwrap().insert(lease.name.clone());
+                assert!(first, "{} handed out twice", lease.name);
                 let seen = lease.ls(&VPath::root()).await.unwrap();
                 assert!(seen.is_empty(), "user {user} round {round} found {seen:?}");
                 let file = p(&format!("/u{user}/r{round}.txt"));
@@ -372,18 +392,18 @@ async fn concurrent_users_never_see_a_previous_users_files() {
     for t in tasks {
         t.await.expect("a user task failed");
     }
+    assert_eq!(handed.lock().unwrap().len(), 8 * 15);
     let peak = pool.factory().peak.load(Ordering::SeqCst);
     assert!(peak <= 3, "peak {peak} above max_size");
-    let status = pool.status();
-    assert_eq!(status.reset_failures, 0);
-    assert!(status.reused > status.created, "{status:?}");
     pool.shutdown().await;
+    let status = pool.status();
+    assert_eq!(status.created, status.destroyed, "{status:?}");
     assert_eq!(pool.factory().live(), 0);
     assert_eq!(pool.factory().dirs_on_disk(), 0);
 }
 
 #[tokio::test]
-async fn the_registry_gives_each_user_one_sandbox() {
+async fn the_registry_keeps_a_user_on_their_own_sandbox_and_never_passes_it_on() {
     let (pool, _dir) = new_pool(PoolConfig::default().with_max_size(4)).await;
     let registry = Registry::new(pool, RegistryConfig::default());
     let notes = p("/notes.txt");
@@ -403,8 +423,12 @@ async fn the_registry_gives_each_user_one_sandbox() {
     );
     assert_eq!(registry.users(), ["alice", "bob"]);
     assert_eq!(registry.len(), 2);
+    let sticky = registry.get("alice").await.unwrap();
+    assert!(Arc::ptr_eq(&a1, &sticky), "sticky while she holds it");
+    assert_eq!(sticky.read_to_string(&notes).await.unwrap(), "alice's");
+    drop(sticky);
 
-    // released: reset once the last holder lets go, then reused by carol
+    // released: destroyed once the last holder lets go
     let alice_ws = a1.name.clone();
     assert!(registry.release("alice"));
     assert!(!registry.release("alice"));
@@ -413,15 +437,19 @@ async fn the_registry_gives_each_user_one_sandbox() {
         "alice's",
         "a holder keeps working"
     );
+    assert_eq!(registry.pool().status().destroyed, 0);
     drop((a1, a2));
-    eventually("alice's sandbox is idle", || {
-        registry.pool().status().idle == 1
+    eventually("alice's sandbox is destroyed", || {
+        registry.pool().status().destroyed == 1
     })
     .await;
     let carol = registry.get("carol").await.unwrap();
-    assert_eq!(carol.name, alice_ws, "the reset sandbox is reused");
+    assert_ne!(carol.name, alice_ws, "carol never gets alice's sandbox");
     assert!(!carol.exists(&notes).await.unwrap());
-    drop((b, carol));
+    let back = registry.get("alice").await.unwrap();
+    assert_ne!(back.name, alice_ws, "a returning user gets a fresh one");
+    assert!(!back.exists(&notes).await.unwrap());
+    drop((b, carol, back));
     registry.shutdown().await;
     assert_eq!(registry.pool().factory().live(), 0);
     assert!(registry.is_empty());
@@ -439,7 +467,7 @@ async fn idle_users_are_evicted_and_failures_are_retried() {
             .with_idle_timeout(Duration::from_secs(1))
             .with_evict_lru_when_full(false),
     ));
-    drop(registry.get("alice").await.unwrap());
+    let alice_ws = registry.get("alice").await.unwrap().name.clone();
     // the pool has one place, held by alice: bob waits and fails
     assert!(matches!(
         registry.get("bob").await,
@@ -450,8 +478,12 @@ async fn idle_users_are_evicted_and_failures_are_retried() {
     assert_eq!(registry.evict_idle(), 0, "alice is not idle yet");
     let reaper = registry.spawn_reaper(Duration::from_millis(20));
     eventually("alice evicted", || registry.is_empty()).await;
-    eventually("her sandbox is back", || registry.pool().status().idle == 1).await;
+    eventually("her sandbox is destroyed", || {
+        registry.pool().status().destroyed == 1
+    })
+    .await;
     let bob = registry.get("bob").await.expect("bob gets the freed place");
+    assert_ne!(bob.name, alice_ws);
     assert_eq!(registry.users(), ["bob"]);
     drop((bob, reaper));
     registry.shutdown().await;
@@ -459,20 +491,18 @@ async fn idle_users_are_evicted_and_failures_are_retried() {
 }
 
 #[tokio::test]
-async fn a_full_registry_makes_room_by_releasing_the_least_recently_used_user() {
+async fn a_full_registry_makes_room_by_ending_the_least_recently_used_user() {
     let config = PoolConfig::default()
         .with_max_size(2)
         .with_acquire_timeout(Duration::from_secs(5));
     let (pool, _dir) = new_pool(config).await;
     let registry = Registry::new(pool, RegistryConfig::default());
     let notes = p("/notes.txt");
-    registry
-        .get("alice")
-        .await
-        .unwrap()
-        .write(&notes, "a")
-        .await
-        .unwrap();
+    let alice_ws = {
+        let alice = registry.get("alice").await.unwrap();
+        alice.write(&notes, "a").await.unwrap();
+        alice.name.clone()
+    };
     tokio::time::sleep(Duration::from_millis(20)).await;
     registry
         .get("bob")
@@ -485,14 +515,13 @@ async fn a_full_registry_makes_room_by_releasing_the_least_recently_used_user() 
     // alice was seen last before bob, and nobody holds her sandbox
     let carol = registry.get("carol").await.expect("room is made");
     assert_eq!(registry.users(), ["bob", "carol"]);
+    assert_ne!(carol.name, alice_ws, "carol gets a fresh sandbox");
+    assert!(!carol.exists(&notes).await.unwrap());
+    let status = registry.pool().status();
+    assert_eq!((status.created, status.destroyed), (3, 1), "{status:?}");
     assert!(
-        !carol.exists(&notes).await.unwrap(),
-        "carol gets alice's sandbox reset"
-    );
-    assert_eq!(
-        registry.pool().status().created,
-        2,
-        "bounded: no third sandbox"
+        registry.pool().factory().peak.load(Ordering::SeqCst) <= 2,
+        "bounded"
     );
 
     let bob = registry.get("bob").await.unwrap();
@@ -520,6 +549,7 @@ async fn a_full_registry_makes_room_by_releasing_the_least_recently_used_user() 
     strict.shutdown().await;
     registry.shutdown().await;
     assert_eq!(registry.pool().factory().live(), 0);
+    assert_eq!(strict.pool().factory().live(), 0);
 }
 
 #[tokio::test]
@@ -530,15 +560,19 @@ async fn a_cancelled_release_still_finishes_and_leaks_nothing() {
     let cancelled = tokio::time::timeout(Duration::from_millis(50), lease.release()).await;
     assert!(
         cancelled.is_err(),
-        "the reset takes longer than the caller waits"
+        "the destruction takes longer than the caller waits"
     );
-    eventually("the reset finished anyway", || pool.status().idle == 1).await;
+    eventually("the destruction finished anyway", || {
+        pool.status().destroyed == 1
+    })
+    .await;
+    assert_eq!(pool.factory().dirs_on_disk(), 0);
     let again = pool.acquire().await.unwrap();
     assert!(again.ls(&VPath::root()).await.unwrap().is_empty());
     drop(again);
     pool.shutdown().await;
     let status = pool.status();
-    assert_eq!((status.created, status.destroyed), (1, 1), "{status:?}");
+    assert_eq!((status.created, status.destroyed), (2, 2), "{status:?}");
     assert_eq!(pool.factory().dirs_on_disk(), 0);
 }
 

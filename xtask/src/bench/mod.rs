@@ -8,6 +8,7 @@ mod docker;
 mod exec;
 mod files;
 mod serve;
+mod pool;
 
 use std::time::Duration;
 
@@ -143,6 +144,9 @@ pub(crate) fn main(args: &[&str]) -> std::process::ExitCode {
         }
         if wants("docker") {
             docker::run(&mut report).await;
+        }
+        if wants("pool") {
+            pool::run(&mut report).await;
         }
     });
     let dir = crate::testrun::workspace_root().join("target/bench");

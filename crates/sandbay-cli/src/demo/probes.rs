@@ -189,7 +189,10 @@ pub(crate) async fn startup(s: &Scenario) -> String {
     };
     let mut cell = format!("new: {} (median of {})", short(*median), opened.len());
     match &s.warm {
-        Some(Ok(d)) => cell.push_str(&format!("; from a warm pool: {}", short(*d))),
+        Some(Ok(d)) => cell.push_str(&format!(
+            "; fresh, never used, from a warm pool: {}",
+            short(*d)
+        )),
         Some(Err(e)) => cell.push_str(&format!("; warm pool: error: {e}")),
         None => {}
     }
