@@ -61,7 +61,7 @@ pub(crate) struct Inner {
     /// process when the jail is dropped (see `ownership`).
     handed: Mutex<BTreeSet<PathBuf>>,
     /// Places for [`JailConfig::max_concurrent`] runs at once.
-    places: Semaphore,
+    places: Arc<Semaphore>,
 }
 
 /// Tracked workspace roots past which the ones that no longer exist are
@@ -230,7 +230,7 @@ impl Jail {
                 cgroups,
                 netns,
                 handed: Mutex::default(),
-                places: Semaphore::new(places),
+                places: Arc::new(Semaphore::new(places)),
             }),
         })
     }
@@ -331,11 +331,33 @@ impl Jail {
     /// this jail are running and none ends within
     /// [`JailConfig::queue_timeout`] (the command has not run).
     pub async fn run(&self, host_workspace_dir: &Path, request: ExecRequest) -> Result<ExecOutput> {
+        check_request(&request)?;
+        let place = self.wait_for_place().await?;
+        self.run_in(place, host_workspace_dir, request).await
+    }
+
+    /// [`Jail::run`] in a place already taken with [`Jail::wait_for_place`]
+    /// (for callers that prepare the workspace only once a place is
+    /// theirs). The place is given back when the run is over.
+    ///
+    /// # Errors
+    /// As [`Jail::run`]; `invalid_argument` for a place of another jail.
+    pub async fn run_in(
+        &self,
+        place: Place,
+        host_workspace_dir: &Path,
+        request: ExecRequest,
+    ) -> Result<ExecOutput> {
+        if !Arc::ptr_eq(&place.places, &self.inner.places) {
+            return Err(Error::invalid_argument(
+                "the place was taken in another jail",
+            ));
+        }
+        // Held until the run is over (or the future is dropped).
+        let _place = place;
         let inner = &self.inner;
         let workdir = request.workdir.clone().unwrap_or_else(VPath::root);
         let (argv, env_pairs) = check_request(&request)?;
-        // Held until the run is over (or the future is dropped).
-        let _place = self.place().await?;
         let stdio = run::Stdio::new(&request.stdin)?;
         let ws = host_workspace_dir.to_path_buf();
         let ids = inner.ids;
@@ -409,18 +431,33 @@ impl Jail {
     }
 }
 
+/// One of a jail's [`JailConfig::max_concurrent`] places for a run, taken
+/// with [`Jail::wait_for_place`] and given back when dropped.
+#[derive(Debug)]
+pub struct Place {
+    places: Arc<Semaphore>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
 impl Jail {
     /// Waits for one of the [`JailConfig::max_concurrent`] places, at most
-    /// [`JailConfig::queue_timeout`].
+    /// [`JailConfig::queue_timeout`]; [`Jail::run`] does this itself.
     ///
-    /// A full jail is `unavailable` rather than `timeout`: nothing of the
-    /// command ran (a command's own time limit is not an error but
-    /// `timed_out` on its result), the condition is passing, and a caller
-    /// retries later, as with a full sandbox pool.
-    async fn place(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+    /// # Errors
+    /// `unavailable` when no place became free in time. A full jail is
+    /// `unavailable` rather than `timeout`: nothing of the command ran (a
+    /// command's own time limit is not an error but `timed_out` on its
+    /// result), the condition passes, and a caller retries later, as with
+    /// a full sandbox pool.
+    pub async fn wait_for_place(&self) -> Result<Place> {
         let config = &self.inner.config;
-        match tokio::time::timeout(config.queue_timeout, self.inner.places.acquire()).await {
-            Ok(Ok(permit)) => Ok(permit),
+        let places = Arc::clone(&self.inner.places);
+        match tokio::time::timeout(config.queue_timeout, Arc::clone(&places).acquire_owned()).await
+        {
+            Ok(Ok(permit)) => Ok(Place {
+                places,
+                _permit: permit,
+            }),
             Ok(Err(_)) => Err(Error::Unavailable {
                 message: "the jail is closed".into(),
             }),

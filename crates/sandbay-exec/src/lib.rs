@@ -144,7 +144,11 @@
 //!   uid and network namespace, so they can see each other's loopback
 //!   services. PID 1 of the namespace is the command's shell, which ignores
 //!   signals sent from inside (`kill $$` does nothing). `/proc/self/mountinfo`
-//!   names the workspace's host directory and the jail's host uid.
+//!   names the workspace's directory within the host file system that
+//!   holds it (the kernel prints a bind mount's source path, and no mount
+//!   option or namespace hides it; inside a per-workspace disk image it is
+//!   the path in the image) and, in tmpfs options, the jail's host uid,
+//!   which `/proc/self/uid_map` shows anyway.
 //! - **Both**: disk usage is not capped (`RLIMIT_FSIZE` bounds one file);
 //!   CPU time is capped per process (and, with the `cpu` cgroup, the jail's
 //!   share of the CPUs at any moment), not per jail over time; without
@@ -198,7 +202,7 @@ mod uid;
 mod workspace;
 
 pub use config::{Identity, JailConfig, ResourceLimits};
-pub use jail::{Enforcement, Jail};
+pub use jail::{Enforcement, Jail, Place};
 pub use launch::MAX_STDIN;
 pub use plan::{SANDBOX_UID, WORKSPACE_DIR};
 pub use probe::HostSupport;
