@@ -15,7 +15,10 @@ use tokio::sync::Mutex;
 /// The tests count this process's cgroup directories: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
-per_level!(run_cgroups_carry_the_caps_and_are_removed);
+per_level!(
+    run_cgroups_carry_the_caps_and_are_removed,
+    a_panic_with_a_live_jail_leaves_no_cgroup
+);
 
 /// This process's jail cgroups under one controller.
 fn mine(controller: &str) -> BTreeSet<PathBuf> {
@@ -149,4 +152,50 @@ fn children(dir: &PathBuf) -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+async fn a_panic_with_a_live_jail_leaves_no_cgroup(level: Isolation) {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let Some(probe) = jail(level, |_| {}) else {
+        return;
+    };
+    let e = probe.enforcement();
+    drop(probe);
+    if !(e.cgroup_pids || e.cgroup_memory) {
+        skip("no cgroups here");
+        return;
+    }
+    let before: Vec<BTreeSet<PathBuf>> =
+        ["pids", "memory", "cpu"].iter().map(|c| mine(c)).collect();
+    let ws = workspace();
+    let path = ws.path().to_path_buf();
+    let pids_before = before[0].clone();
+    // A test that panics while its jail has a finished run, one in flight
+    // and a place taken.
+    let task = tokio::spawn(async move {
+        let jail = jail(level, |_| {}).unwrap();
+        let o = jail.run(&path, ExecRequest::new("echo one")).await.unwrap();
+        assert_eq!(o.stdout, b"one\n");
+        let running = {
+            let (jail, path) = (jail.clone(), path.clone());
+            tokio::spawn(async move {
+                jail.run(
+                    &path,
+                    ExecRequest::new("touch two; sleep 60").timeout(Duration::from_secs(90)),
+                )
+                .await
+            })
+        };
+        assert!(wait_file(&path.join("two"), Duration::from_secs(10)).await);
+        assert_ne!(mine("pids"), pids_before, "the jail has cgroups now");
+        running.abort();
+        panic!("a failing test");
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    for (i, c) in ["pids", "memory", "cpu"].iter().enumerate() {
+        assert!(
+            gone_within(c, &before[i], Duration::from_secs(5)).await,
+            "{c} cgroup outlived a panicking test"
+        );
+    }
 }
