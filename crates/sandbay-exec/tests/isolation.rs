@@ -115,6 +115,11 @@ async fn ps_does_not_show_others(level: Isolation) {
     let m = sleep_marker();
     let job = spawn_long(&b, wb.path(), format!("touch ready; sleep {m}"));
     assert!(wait_file(&wb.path().join("ready"), T).await);
+    // `ready` is made just before `sleep` starts.
+    let start = Instant::now();
+    while procs_with(&m).is_empty() && start.elapsed() < T {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(procs_with(&m).len(), 1, "the host sees B's process");
     let o = run(&a, wa.path(), "ps aux", T).await;
     let listing = out(&o);
