@@ -1,20 +1,25 @@
-//! One cgroup (v1) per run: process and memory caps, CPU quota, and a
-//! complete list of the run's processes for killing them all.
+//! One parent cgroup (v1) per jail, one child per run: process and memory
+//! caps and a CPU quota for the sandbox as a whole, and a complete list of
+//! each run's processes for killing them all.
 //!
-//! Each controller gets `/sys/fs/cgroup/<controller>/sandbay/<pid>-<n>`.
-//! A run takes an idle cgroup of its jail (or creates one), and when the
-//! run is over and every process in it is dead, the emptied cgroup goes
-//! back to the jail for its next run; a jail removes its cgroups when it is
-//! dropped. Creating and removing the directories of three controllers
-//! costs about half a millisecond, which reuse takes off every run.
-//! Directories left by a crashed process (its pid no longer exists) are
-//! swept once per process.
+//! A jail's parent is `/sys/fs/cgroup/<controller>/sandbay/<pid>-<n>` for
+//! each controller, made on its first run and carrying the caps; a run
+//! goes into a child `<pid>-<n>/run-<m>` without caps of its own, so the
+//! kernel charges every run of the jail against the parent's caps
+//! (hierarchically), however many run at once. When a run is over and
+//! every process in it is dead, the emptied child goes back to the jail
+//! for its next run; the parent and its children are removed when the jail
+//! is dropped and its last run has ended. Creating and removing the
+//! directories of three controllers costs about half a millisecond, which
+//! reuse takes off every run. Directories left by a crashed process (its
+//! pid no longer exists) are swept, with everything below them, once per
+//! process.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -94,13 +99,17 @@ pub(crate) fn host() -> &'static Cgroups {
     })
 }
 
-/// Removes run directories whose creating process no longer exists.
+/// Removes jail directories whose creating process no longer exists, with
+/// every run directory below them.
 fn sweep_stale(ours: &Path) {
     let Ok(entries) = fs::read_dir(ours) else {
         return;
     };
     let me = std::process::id();
     for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
         let name = entry.file_name();
         let Some(owner) = name
             .to_str()
@@ -114,6 +123,7 @@ fn sweep_stale(ours: &Path) {
         }
         let stale = RunCgroup {
             dirs: vec![entry.path()],
+            parent: None,
         };
         if !stale.cleanup_blocking(Duration::from_secs(1)) {
             tracing::warn!("could not remove a stale sandbay cgroup");
@@ -121,35 +131,72 @@ fn sweep_stale(ours: &Path) {
     }
 }
 
-/// The cgroup directories of one run.
+/// One pass over a cgroup directory and everything below it: kills every
+/// listed process, removes the directories bottom up. Returns `true` once
+/// `dir` is gone.
+fn sweep_tree(dir: &Path) -> bool {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            // Sub-cgroups are the only directories of a cgroup directory.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                sweep_tree(&entry.path());
+            }
+        }
+    }
+    if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            if pid > 0 {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+    match fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
+}
+
+/// A set of cgroup directories, one per usable controller (the first lists
+/// the processes): either a jail's parent, which carries the caps, or one
+/// run's child below it.
 #[derive(Debug)]
 pub(crate) struct RunCgroup {
-    /// One directory per controller; the first lists the processes.
+    /// One directory per controller.
     dirs: Vec<PathBuf>,
+    /// The jail's parent cgroup (for a run's child), removed when the last
+    /// run and the jail let go of it.
+    parent: Option<Arc<RunCgroup>>,
 }
 
 impl RunCgroup {
-    /// Creates the run's cgroups with `limits`; `None` when the host has no
-    /// usable controller.
-    pub(crate) fn create(cg: &Cgroups, limits: &ResourceLimits) -> io::Result<Option<RunCgroup>> {
+    /// Creates the parent cgroups of a jail with `limits`: every run of
+    /// the jail goes into a child of them, so the caps hold for all runs
+    /// together. `None` when the host has no usable controller.
+    pub(crate) fn create_parent(
+        cg: &Cgroups,
+        limits: &ResourceLimits,
+    ) -> io::Result<Option<RunCgroup>> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "{}-{}",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
-        let mut run = RunCgroup { dirs: Vec::new() };
+        let mut set = RunCgroup {
+            dirs: Vec::new(),
+            parent: None,
+        };
         let result = (|| -> io::Result<()> {
             if let Some(pids) = &cg.pids {
                 let dir = pids.join(&name);
                 fs::create_dir(&dir)?;
-                run.dirs.push(dir.clone());
+                set.dirs.push(dir.clone());
                 fs::write(dir.join("pids.max"), limits.processes.to_string())?;
             }
             if let Some(memory) = &cg.memory {
                 let dir = memory.join(&name);
                 fs::create_dir(&dir)?;
-                run.dirs.push(dir.clone());
+                set.dirs.push(dir.clone());
                 let bytes = limits.memory_bytes.to_string();
                 fs::write(dir.join("memory.limit_in_bytes"), &bytes)?;
                 if cg.memsw {
@@ -159,7 +206,7 @@ impl RunCgroup {
             if let (Some(cpu), Some(cores)) = (&cg.cpu, limits.cpu_cores) {
                 let dir = cpu.join(&name);
                 fs::create_dir(&dir)?;
-                run.dirs.push(dir.clone());
+                set.dirs.push(dir.clone());
                 let period: u64 = 100_000;
                 let quota = ((cores * period as f64) as u64).max(1000);
                 fs::write(dir.join("cpu.cfs_period_us"), period.to_string())?;
@@ -168,13 +215,33 @@ impl RunCgroup {
             Ok(())
         })();
         match result {
-            Ok(()) if run.dirs.is_empty() => Ok(None),
-            Ok(()) => Ok(Some(run)),
+            Ok(()) if set.dirs.is_empty() => Ok(None),
+            Ok(()) => Ok(Some(set)),
             Err(e) => {
-                run.cleanup_blocking(Duration::from_millis(100));
+                set.cleanup_blocking(Duration::from_millis(100));
                 Err(e)
             }
         }
+    }
+
+    /// Creates a run's child below `parent` (no caps of its own: the
+    /// parent's hold for it, hierarchically).
+    fn create_child(parent: &Arc<RunCgroup>) -> io::Result<RunCgroup> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let name = format!("run-{}", SEQ.fetch_add(1, Ordering::Relaxed));
+        let mut run = RunCgroup {
+            dirs: Vec::with_capacity(parent.dirs.len()),
+            parent: Some(Arc::clone(parent)),
+        };
+        for base in &parent.dirs {
+            let dir = base.join(&name);
+            if let Err(e) = fs::create_dir(&dir) {
+                run.cleanup_blocking(Duration::from_millis(100));
+                return Err(e);
+            }
+            run.dirs.push(dir);
+        }
+        Ok(run)
     }
 
     /// Moves process `pid` into every cgroup of the run.
@@ -199,22 +266,17 @@ impl RunCgroup {
         all
     }
 
-    /// One pass: kills every listed process, then tries to remove the
-    /// directories. Returns `true` once all are removed.
+    /// One pass: kills every listed process (also in cgroups below), then
+    /// tries to remove the directories. Returns `true` once all are
+    /// removed.
     pub(crate) fn sweep(&mut self) -> bool {
-        for pid in self.procs() {
-            if pid > 0 {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
-        self.dirs.retain(|dir| match fs::remove_dir(dir) {
-            Ok(()) => false,
-            Err(e) => e.kind() != io::ErrorKind::NotFound,
-        });
+        self.dirs.retain(|dir| !sweep_tree(dir));
         self.dirs.is_empty()
     }
 
     /// Sweeps until removed or `budget` has passed (blocking the thread).
+    /// The parent, if any, is let go of afterwards (and removed if this
+    /// was its last run).
     pub(crate) fn cleanup_blocking(mut self, budget: Duration) -> bool {
         let start = Instant::now();
         loop {
@@ -257,21 +319,28 @@ impl RunCgroup {
 }
 
 impl Drop for RunCgroup {
-    /// A cgroup dropped on an unexpected path is still emptied and removed,
-    /// in the background.
+    /// A cgroup dropped on an unexpected path (or a parent whose last run
+    /// has ended) is emptied and removed: at once when that takes one
+    /// pass, else in the background.
     fn drop(&mut self) {
-        if !self.dirs.is_empty() {
-            let dirs = std::mem::take(&mut self.dirs);
-            crate::guard::reap_later(None, Some(RunCgroup { dirs }), Vec::new());
+        if self.dirs.is_empty() || self.sweep() {
+            return;
         }
+        let dirs = std::mem::take(&mut self.dirs);
+        let parent = self.parent.take();
+        crate::guard::reap_later(None, Some(RunCgroup { dirs, parent }), Vec::new());
     }
 }
 
-/// The idle, empty run cgroups of one jail, reused by its next runs.
+/// The cgroups of one jail: its parent cgroup, which carries the caps for
+/// every run of the jail together, and the idle, empty run children below
+/// it, reused by its next runs.
 #[derive(Debug)]
 pub(crate) struct CgroupPool {
     host: &'static Cgroups,
     limits: ResourceLimits,
+    /// Made on the jail's first run (many jails never run a command).
+    parent: Mutex<Option<Arc<RunCgroup>>>,
     idle: Mutex<Vec<RunCgroup>>,
 }
 
@@ -284,6 +353,7 @@ impl CgroupPool {
         CgroupPool {
             host,
             limits,
+            parent: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -293,7 +363,20 @@ impl CgroupPool {
         self.host
     }
 
-    /// An empty cgroup for a run: an idle one, or a new one.
+    /// The jail's parent cgroup, made on first use; `None` when the host
+    /// has no usable controller.
+    fn parent(&self) -> io::Result<Option<Arc<RunCgroup>>> {
+        let mut slot = self.parent.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(parent) = slot.as_ref() {
+            return Ok(Some(Arc::clone(parent)));
+        }
+        let made = RunCgroup::create_parent(self.host, &self.limits)?.map(Arc::new);
+        slot.clone_from(&made);
+        Ok(made)
+    }
+
+    /// An empty cgroup for a run: an idle one, or a new child of the
+    /// jail's parent.
     pub(crate) fn take(&self) -> io::Result<Option<RunCgroup>> {
         let idle = self
             .idle
@@ -302,7 +385,10 @@ impl CgroupPool {
             .pop();
         match idle {
             Some(cg) => Ok(Some(cg)),
-            None => RunCgroup::create(self.host, &self.limits),
+            None => match self.parent()? {
+                Some(parent) => RunCgroup::create_child(&parent).map(Some),
+                None => Ok(None),
+            },
         }
     }
 
@@ -319,14 +405,16 @@ impl CgroupPool {
 }
 
 impl Drop for CgroupPool {
+    /// Removes the idle runs, then lets go of the parent: it is removed
+    /// now, or by the last run still holding it.
     fn drop(&mut self) {
         let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(PoisonError::into_inner));
-        for mut cg in idle {
-            // Empty, so this removes them at once; otherwise keep trying
-            // in the background.
-            if !cg.sweep() {
-                crate::guard::reap_later(None, Some(cg), Vec::new());
-            }
-        }
+        drop(idle);
+        drop(
+            self.parent
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! What a [`crate::Jail`] enforces: level, identity, limits.
 
+use std::time::Duration;
+
 use sandbay_core::{Error, Isolation, Result};
 
 /// Bytes in a mebibyte.
@@ -33,15 +35,24 @@ pub struct JailConfig {
     pub tmp_bytes: u64,
     /// Hostname inside the jail (namespaces level only).
     pub hostname: String,
-    /// Put each run in its own cgroups (v1 `pids`, `memory`, `cpu`) when
-    /// the host has them and the host process is root. They cap the whole
-    /// run's memory, processes and CPU, and list every process of the run
-    /// so none survives it. Moving the new process into them takes a
+    /// Give the jail its own cgroups (v1 `pids`, `memory`, `cpu`) when the
+    /// host has them and the host process is root: one parent per
+    /// controller carrying the caps, and a child of it for each run. They
+    /// cap the memory, processes and CPU of all the jail's runs together,
+    /// however many run at once, and list every process of a run so none
+    /// survives it. Moving the new process into them takes a
     /// kernel-wide lock: about +0.1 ms at the median, several ms now and
     /// then, and more while other processes fork heavily (see the crate
     /// docs, "Cost"). Without them, `RLIMIT_NPROC` still caps processes and
     /// `RLIMIT_AS` caps memory per process.
     pub cgroups: bool,
+    /// How many commands of this jail run at once. A further call waits
+    /// for one of them to end, at most [`JailConfig::queue_timeout`].
+    pub max_concurrent: usize,
+    /// How long a call waits for a free place among the
+    /// [`JailConfig::max_concurrent`] running commands before it fails
+    /// with `unavailable` (nothing of it has run then).
+    pub queue_timeout: Duration,
 }
 
 impl JailConfig {
@@ -62,7 +73,7 @@ impl JailConfig {
             )));
         }
         let l = &self.limits;
-        let checks: [(&str, bool); 6] = [
+        let checks: [(&str, bool); 7] = [
             ("limits.cpu_seconds must be at least 1", l.cpu_seconds >= 1),
             (
                 "limits.address_space_bytes must be at least 16 MiB",
@@ -75,6 +86,10 @@ impl JailConfig {
                 l.memory_bytes >= 8 * MIB,
             ),
             ("tmp_bytes must be at least 1 MiB", self.tmp_bytes >= MIB),
+            (
+                "max_concurrent must be at least 1",
+                self.max_concurrent >= 1,
+            ),
         ];
         if let Some((message, _)) = checks.iter().find(|(_, ok)| !ok) {
             return Err(Error::invalid_argument(*message));
@@ -111,7 +126,7 @@ impl JailConfig {
 impl Default for JailConfig {
     /// Namespaces level, an automatic uid, [`ResourceLimits::default`], 1 MiB
     /// of output per stream, a 256 MiB `/tmp`, hostname `sandbay`, cgroups
-    /// where available.
+    /// where available, 4 commands at once and a 30 s wait for a place.
     fn default() -> Self {
         JailConfig {
             isolation: Isolation::Namespaces,
@@ -121,6 +136,8 @@ impl Default for JailConfig {
             tmp_bytes: 256 * MIB,
             hostname: "sandbay".into(),
             cgroups: true,
+            max_concurrent: 4,
+            queue_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -147,8 +164,8 @@ pub enum Identity {
 /// Resource caps applied to every command.
 ///
 /// `rlimit`s apply per process (`processes` per uid); the cgroup caps
-/// (`memory_bytes`, `processes` again, `cpu_cores`) apply to the whole run
-/// when the host offers cgroup v1 controllers (see
+/// (`memory_bytes`, `processes` again, `cpu_cores`) apply to all runs of
+/// the jail together when the host offers cgroup v1 controllers (see
 /// [`crate::Enforcement`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ResourceLimits {
@@ -161,12 +178,14 @@ pub struct ResourceLimits {
     /// `RLIMIT_NOFILE`: open descriptors per process.
     pub open_files: u64,
     /// `RLIMIT_NPROC` (processes of the sandbox uid) and the `pids` cgroup
-    /// cap of one run.
+    /// cap of the jail (all its runs together).
     pub processes: u64,
-    /// Memory cgroup cap of one run (RAM plus swap when the host accounts
-    /// swap), in bytes. tmpfs pages written by the run count too.
+    /// Memory cgroup cap of the jail, all its runs together (RAM plus swap
+    /// when the host accounts swap), in bytes. tmpfs pages written by the
+    /// runs count too.
     pub memory_bytes: u64,
-    /// CPU cgroup quota of one run in cores (`None`: no quota).
+    /// CPU cgroup quota of the jail, all its runs together, in cores
+    /// (`None`: no quota).
     pub cpu_cores: Option<f64>,
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sandbay_core::{Error, ExecOutput, ExecRequest, Isolation, Result, VPath};
+use tokio::sync::Semaphore;
 
 use crate::cgroup::{self, CgroupPool};
 use crate::config::{Identity, JailConfig, ResourceLimits};
@@ -27,7 +28,8 @@ const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 /// A local process jail for one sandbox: every command it runs gets the
 /// same host uid, limits and isolation level (see the crate docs).
 ///
-/// Cheap to clone (shared); runs may overlap.
+/// Cheap to clone (shared, with one set of caps); up to
+/// [`JailConfig::max_concurrent`] runs may overlap.
 ///
 /// ```no_run
 /// # async fn demo() -> sandbay_core::Result<()> {
@@ -58,6 +60,8 @@ pub(crate) struct Inner {
     /// Workspace roots handed over to a leased uid, given back to the host
     /// process when the jail is dropped (see `ownership`).
     handed: Mutex<BTreeSet<PathBuf>>,
+    /// Places for [`JailConfig::max_concurrent`] runs at once.
+    places: Arc<Semaphore>,
 }
 
 /// Tracked workspace roots past which the ones that no longer exist are
@@ -122,12 +126,18 @@ pub struct Enforcement {
     pub distinct_uid: bool,
     /// The Linux namespaces each command gets (empty at `Limits`).
     pub namespaces: Vec<&'static str>,
-    /// A `pids` cgroup caps the processes of each run.
+    /// A `pids` cgroup caps the processes of the jail: all its runs
+    /// together, at any concurrency.
     pub cgroup_pids: bool,
-    /// A `memory` cgroup caps the memory of each run.
+    /// A `memory` cgroup caps the memory of the jail: all its runs
+    /// together.
     pub cgroup_memory: bool,
-    /// A `cpu` cgroup quota caps the CPU of each run.
+    /// A `cpu` cgroup quota caps the CPU of the jail: all its runs
+    /// together.
     pub cgroup_cpu: bool,
+    /// At most this many commands of the jail run at once; more wait, at
+    /// most [`JailConfig::queue_timeout`].
+    pub max_concurrent: usize,
     /// The configured caps (rlimits always; cgroup values where the flags say so).
     pub limits: ResourceLimits,
 }
@@ -200,6 +210,7 @@ impl Jail {
                 value: 0,
             },
         ];
+        let places = config.max_concurrent.min(Semaphore::MAX_PERMITS);
         let cgroups = (privileged && config.cgroups)
             .then(|| Arc::new(CgroupPool::new(cgroup::host(), config.limits)));
         let netns = if ns.is_some() && privileged {
@@ -219,6 +230,7 @@ impl Jail {
                 cgroups,
                 netns,
                 handed: Mutex::default(),
+                places: Arc::new(Semaphore::new(places)),
             }),
         })
     }
@@ -276,6 +288,7 @@ impl Jail {
             cgroup_pids: cg.is_some_and(|c| c.pids()),
             cgroup_memory: cg.is_some_and(|c| c.memory()),
             cgroup_cpu: cg.is_some_and(|c| c.cpu()) && i.config.limits.cpu_cores.is_some(),
+            max_concurrent: i.config.max_concurrent,
             limits: i.config.limits,
         }
     }
@@ -314,8 +327,34 @@ impl Jail {
     /// `too_large` (stdin over 1 MiB), `not_found` / `not_a_directory`
     /// (workspace or `workdir`), `permission_denied` (a workspace a jail
     /// may not take over, with a fixed reason), `unavailable` when the jail
-    /// cannot start.
+    /// cannot start, or when [`JailConfig::max_concurrent`] commands of
+    /// this jail are running and none ends within
+    /// [`JailConfig::queue_timeout`] (the command has not run).
     pub async fn run(&self, host_workspace_dir: &Path, request: ExecRequest) -> Result<ExecOutput> {
+        check_request(&request)?;
+        let place = self.wait_for_place().await?;
+        self.run_in(place, host_workspace_dir, request).await
+    }
+
+    /// [`Jail::run`] in a place already taken with [`Jail::wait_for_place`]
+    /// (for callers that prepare the workspace only once a place is
+    /// theirs). The place is given back when the run is over.
+    ///
+    /// # Errors
+    /// As [`Jail::run`]; `invalid_argument` for a place of another jail.
+    pub async fn run_in(
+        &self,
+        place: Place,
+        host_workspace_dir: &Path,
+        request: ExecRequest,
+    ) -> Result<ExecOutput> {
+        if !Arc::ptr_eq(&place.places, &self.inner.places) {
+            return Err(Error::invalid_argument(
+                "the place was taken in another jail",
+            ));
+        }
+        // Held until the run is over (or the future is dropped).
+        let _place = place;
         let inner = &self.inner;
         let workdir = request.workdir.clone().unwrap_or_else(VPath::root);
         let (argv, env_pairs) = check_request(&request)?;
@@ -389,6 +428,47 @@ impl Jail {
             &workdir,
         )
         .await
+    }
+}
+
+/// One of a jail's [`JailConfig::max_concurrent`] places for a run, taken
+/// with [`Jail::wait_for_place`] and given back when dropped.
+#[derive(Debug)]
+pub struct Place {
+    places: Arc<Semaphore>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Jail {
+    /// Waits for one of the [`JailConfig::max_concurrent`] places, at most
+    /// [`JailConfig::queue_timeout`]; [`Jail::run`] does this itself.
+    ///
+    /// # Errors
+    /// `unavailable` when no place became free in time. A full jail is
+    /// `unavailable` rather than `timeout`: nothing of the command ran (a
+    /// command's own time limit is not an error but `timed_out` on its
+    /// result), the condition passes, and a caller retries later, as with
+    /// a full sandbox pool.
+    pub async fn wait_for_place(&self) -> Result<Place> {
+        let config = &self.inner.config;
+        let places = Arc::clone(&self.inner.places);
+        match tokio::time::timeout(config.queue_timeout, Arc::clone(&places).acquire_owned()).await
+        {
+            Ok(Ok(permit)) => Ok(Place {
+                places,
+                _permit: permit,
+            }),
+            Ok(Err(_)) => Err(Error::Unavailable {
+                message: "the jail is closed".into(),
+            }),
+            Err(_) => Err(Error::Unavailable {
+                message: format!(
+                    "this sandbox already runs {} commands at once and none ended within {:?}; \
+                     the command did not run, try again later",
+                    config.max_concurrent, config.queue_timeout
+                ),
+            }),
+        }
     }
 }
 

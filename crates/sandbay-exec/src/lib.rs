@@ -40,12 +40,21 @@
 //!   (setuid binaries and file capabilities grant nothing).
 //! - **Resource limits** ([`ResourceLimits`]): `RLIMIT_CPU`, `_AS`,
 //!   `_FSIZE`, `_NOFILE`, `_NPROC` (and no core dumps); with cgroup v1
-//!   controllers (root hosts), each run also gets a `pids` cap, a `memory`
-//!   cap for the whole run (tmpfs pages included) and a `cpu` quota, and the
-//!   cgroup lists every process of the run so none escapes the kill. After
-//!   a run its cgroup is emptied and kept for the jail's next run (creating
-//!   and removing them costs half a millisecond a run); the jail removes
-//!   them when dropped.
+//!   controllers (root hosts), the jail gets one parent cgroup per
+//!   controller with a `pids` cap, a `memory` cap (tmpfs pages included)
+//!   and a `cpu` quota, and each run a child of it: the caps hold for all
+//!   runs of the jail together, however many run at once, and the child
+//!   lists every process of its run so none escapes the kill. After a run
+//!   its child is emptied and kept for the jail's next run (creating and
+//!   removing them costs half a millisecond a run); the jail removes its
+//!   cgroups when it is dropped (also while a test unwinds from a panic),
+//!   and cgroups left by a killed host process are swept by the next
+//!   process that uses them.
+//! - **A bounded number of runs at once**: at most
+//!   [`JailConfig::max_concurrent`] commands of a jail run at the same time
+//!   (default 4); a further call waits for one to end, at most
+//!   [`JailConfig::queue_timeout`], then fails with `unavailable` without
+//!   having run.
 //!
 //! # Levels
 //!
@@ -57,7 +66,7 @@
 //! | `/tmp` | the host's (the sticky bit keeps other users' files) | private per run |
 //! | network | the host's | only `lo`, in a network namespace of the jail (shared by its runs) |
 //! | SysV IPC, hostname | the host's | private per run |
-//! | fork bomb, memory hog | stopped by `RLIMIT_NPROC` (per jail uid) / `RLIMIT_AS` and the cgroups | the same, `RLIMIT_NPROC` counted per run |
+//! | fork bomb, memory hog | stopped by the jail's cgroups (one cap for all its runs), `RLIMIT_NPROC` (per jail uid) and `RLIMIT_AS` | the same, `RLIMIT_NPROC` counted per run |
 //!
 //! `Limits` needs a root host process (to switch to the jail's uid: without
 //! it `RLIMIT_NPROC` would count the host user's own processes and the
@@ -135,12 +144,19 @@
 //!   uid and network namespace, so they can see each other's loopback
 //!   services. PID 1 of the namespace is the command's shell, which ignores
 //!   signals sent from inside (`kill $$` does nothing). `/proc/self/mountinfo`
-//!   names the workspace's host directory and the jail's host uid.
+//!   names the workspace's directory within the host file system that
+//!   holds it (the kernel prints a bind mount's source path, and no mount
+//!   option or namespace hides it; inside a per-workspace disk image it is
+//!   the path in the image) and, in tmpfs options, the jail's host uid,
+//!   which `/proc/self/uid_map` shows anyway.
 //! - **Both**: disk usage is not capped (`RLIMIT_FSIZE` bounds one file);
-//!   CPU time is capped per process (and per run with the `cpu` cgroup), not
-//!   per jail over time; without cgroups (non-root hosts, or cgroup v2 only
-//!   hosts, which this crate does not drive yet) memory is capped per
-//!   process only. Timing side channels are out of scope.
+//!   CPU time is capped per process (and, with the `cpu` cgroup, the jail's
+//!   share of the CPUs at any moment), not per jail over time; without
+//!   cgroups (non-root hosts, or cgroup v2 only hosts, which this crate does
+//!   not drive yet) memory is capped per process only and processes per
+//!   uid (at `Namespaces`, per run), so a jail's caps multiply with its
+//!   concurrent runs, up to [`JailConfig::max_concurrent`] times:
+//!   [`Jail::enforcement`] then reports no cgroup caps. Timing side channels are out of scope.
 //! - **Cost**: `clone3` copies the host process's page tables, so starting
 //!   a command gets slower as the host process grows. Moving a process into
 //!   a cgroup v1 takes a kernel-wide lock that waits for an RCU grace period
@@ -186,7 +202,7 @@ mod uid;
 mod workspace;
 
 pub use config::{Identity, JailConfig, ResourceLimits};
-pub use jail::{Enforcement, Jail};
+pub use jail::{Enforcement, Jail, Place};
 pub use launch::MAX_STDIN;
 pub use plan::{SANDBOX_UID, WORKSPACE_DIR};
 pub use probe::HostSupport;

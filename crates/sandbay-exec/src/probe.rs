@@ -28,11 +28,11 @@ pub struct HostSupport {
     pub limits: Option<String>,
     /// Why [`Isolation::Namespaces`] is unavailable, `None` if it works.
     pub namespaces: Option<String>,
-    /// The cgroup v1 `pids` controller caps processes per run.
+    /// The cgroup v1 `pids` controller caps the processes of each jail.
     pub cgroup_pids: bool,
-    /// The cgroup v1 `memory` controller caps memory per run.
+    /// The cgroup v1 `memory` controller caps the memory of each jail.
     pub cgroup_memory: bool,
-    /// The cgroup v1 `cpu` controller caps CPU per run.
+    /// The cgroup v1 `cpu` controller caps the CPU of each jail.
     pub cgroup_cpu: bool,
 }
 

@@ -1,6 +1,7 @@
 //! When the host process dies (a crash, `kill -9`), its jails die with it:
 //! the first process of each run has a parent-death signal, and at the
-//! namespaces level its death ends the whole PID namespace.
+//! namespaces level its death ends the whole PID namespace. Its cgroups
+//! are swept by the next process that uses cgroups.
 
 mod common;
 
@@ -30,18 +31,27 @@ async fn helper_host_process() {
     };
     let jail = jail(level, |_| {}).unwrap();
     let ws = std::path::PathBuf::from(std::env::var(HELPER_WS_ENV).expect("a workspace"));
-    let _ = jail
+    let o = jail
         .run(
             &ws,
             ExecRequest::new(command).timeout(Duration::from_secs(120)),
         )
         .await;
+    if command == "true" {
+        // The sweeping helper: one short run, then a normal exit.
+        assert_eq!(o.unwrap().exit_code, Some(0));
+        return;
+    }
     panic!("the command ended before the helper was killed");
 }
 
 per_level!(jails_die_with_the_host_process);
 
+/// A sweeping helper of one test would sweep the other's leftovers too.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn jails_die_with_the_host_process(level: Isolation) {
+    let _serial = ONE_AT_A_TIME.lock().await;
     if jail(level, |_| {}).is_none() {
         return;
     }
@@ -79,6 +89,7 @@ async fn jails_die_with_the_host_process(level: Isolation) {
         let _ = helper.wait();
         panic!("the helper's command never started");
     }
+    let dead = helper.id();
     helper.kill().unwrap();
     helper.wait().unwrap();
     for m in [&m1, &m2] {
@@ -88,4 +99,62 @@ async fn jails_die_with_the_host_process(level: Isolation) {
             "sleep {m} outlived its host process: {left:?}"
         );
     }
+    // The killed process's cgroups (the jail's parent and the run's child)
+    // are left behind; the next process to use cgroups sweeps them.
+    let left = cgroups_of(dead);
+    if left.is_empty() {
+        skip_unless_no_cgroups(level);
+        return;
+    }
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "helper_host_process", "--nocapture"])
+        .env(HELPER_ENV, format!("{} true", level.as_str()))
+        .env(HELPER_WS_ENV, ws.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the sweeping helper failed");
+    let left = cgroups_of(dead);
+    assert!(
+        left.is_empty(),
+        "stale cgroups of a killed process stay: {left:?}"
+    );
+}
+
+/// The cgroup directories (jail parents and run children, every
+/// controller) that process `pid` made.
+fn cgroups_of(pid: u32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("{pid}-");
+    let mut found = Vec::new();
+    for controller in ["pids", "memory", "cpu"] {
+        let Ok(rd) = std::fs::read_dir(format!("/sys/fs/cgroup/{controller}/sandbay")) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                found.push(e.path());
+                if let Ok(sub) = std::fs::read_dir(e.path()) {
+                    found.extend(
+                        sub.flatten()
+                            .filter(|s| s.file_type().is_ok_and(|t| t.is_dir()))
+                            .map(|s| s.path()),
+                    );
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A killed root host process always leaves cgroups: none is only right
+/// where the jail has none.
+fn skip_unless_no_cgroups(level: Isolation) {
+    let jail = jail(level, |_| {}).unwrap();
+    let e = jail.enforcement();
+    assert!(
+        !(e.cgroup_pids || e.cgroup_memory || e.cgroup_cpu),
+        "the killed host process left no cgroups to sweep"
+    );
+    common::skip("no cgroups here: nothing for a later process to sweep");
 }

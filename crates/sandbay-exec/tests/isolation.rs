@@ -49,6 +49,45 @@ mod namespaces_only {
     async fn host_is_hidden_or_read_only() {
         host_is_hidden(Isolation::Namespaces).await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mountinfo_names_no_host_path_but_the_workspace() {
+        mountinfo_paths(Isolation::Namespaces).await
+    }
+}
+
+/// What `/proc/self/mountinfo` shows inside the jail (docs/security.md):
+/// every mount's source path is the path it is mounted at (the host's
+/// system directories), a file system's root, or a device node; the one
+/// exception is `/workspace`, whose source is its directory within the
+/// host file system holding it, which the kernel always prints.
+async fn mountinfo_paths(level: Isolation) {
+    let Some(a) = jail(level, |_| {}) else { return };
+    let wa = workspace();
+    let o = run(&a, wa.path(), "cat /proc/self/mountinfo", T).await;
+    let text = out(&o);
+    assert!(text.contains(" /workspace "), "{text}");
+    let host_cwd = std::env::current_dir().unwrap();
+    assert!(
+        !text.contains(host_cwd.to_str().unwrap()),
+        "the host process's directory shows: {text}"
+    );
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (source, target) = (fields[3], fields[4]);
+        let fine = source == "/"
+            || source == target
+            || target == "/workspace"
+            || (target.starts_with("/dev/") && source == &target[4..]);
+        assert!(fine, "a host path shows: {line}");
+        if target == "/workspace" {
+            let ws = wa.path().canonicalize().unwrap();
+            assert!(
+                ws.to_str().unwrap().ends_with(source),
+                "the workspace's source is its path within its file system: {line}"
+            );
+        }
+    }
 }
 
 /// Runs `command` in `jail` until `stop` is dropped (B's long-running job).
@@ -76,6 +115,11 @@ async fn ps_does_not_show_others(level: Isolation) {
     let m = sleep_marker();
     let job = spawn_long(&b, wb.path(), format!("touch ready; sleep {m}"));
     assert!(wait_file(&wb.path().join("ready"), T).await);
+    // `ready` is made just before `sleep` starts.
+    let start = Instant::now();
+    while procs_with(&m).is_empty() && start.elapsed() < T {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(procs_with(&m).len(), 1, "the host sees B's process");
     let o = run(&a, wa.path(), "ps aux", T).await;
     let listing = out(&o);

@@ -22,7 +22,10 @@ use crate::backend::FsBackend;
 /// `sh -c <command>` in the jail with the workspace directory as working
 /// directory (mounted at [`sandbay_exec::WORKSPACE_DIR`] at the
 /// `namespaces` level). Give every sandbox its own jail: distinct jails get
-/// distinct host uids, which is what keeps two users' commands apart.
+/// distinct host uids, which is what keeps two users' commands apart, and
+/// each jail's cgroups cap the memory, processes and CPU of all its
+/// commands together, however many run at once (at most the jail's
+/// `max_concurrent`; see [`sandbay_exec::JailConfig`]).
 ///
 /// Cheap to clone (everything inside is shared).
 ///

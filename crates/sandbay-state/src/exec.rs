@@ -259,9 +259,12 @@ impl Sandbox for StateSandbox {
     }
 
     async fn execute(&self, request: ExecRequest) -> Result<ExecOutput> {
+        // A call that waits for one of the jail's places holds no scratch
+        // copy meanwhile, and copies the files as they are when it starts.
+        let place = self.jail.wait_for_place().await?;
         let before = Arc::new(self.files());
         let scratch = Scratch::create(&self.scratch_parent(), Arc::clone(&before)).await?;
-        let result = self.jail.run(scratch.path(), request).await;
+        let result = self.jail.run_in(place, scratch.path(), request).await;
         let result = match result {
             Ok(mut out) => {
                 let notes = self.sync_back(&scratch, before).await.unwrap_or_else(|e| {

@@ -93,9 +93,11 @@
 //! deleted, its version wins; every other path keeps its current content**,
 //! including what the API wrote meanwhile. Where both cannot hold (the API
 //! put a file into a directory the command removed, or replaced a path by
-//! another kind), the API's version is kept and a note says so. Two
-//! commands of one sandbox may run at once; each is merged by the same
-//! rule when it ends.
+//! another kind), the API's version is kept and a note says so. Up to the
+//! jail's `max_concurrent` commands of one sandbox may run at once (more
+//! wait for a place before their scratch copy is made, at most the jail's
+//! `queue_timeout`, then fail with `unavailable`); each is merged by the
+//! same rule when it ends.
 //!
 //! # Cost and limits
 //!
@@ -103,9 +105,10 @@
 //! sessions this backend is for, not for large trees (use `sandbay-fs`).
 //! Where the scratch directory lives matters most. It goes to `/dev/shm`
 //! when that is a tmpfs with room for the workspace plus its sync limit
-//! and the jail caps each run's memory with a cgroup (root hosts with
-//! cgroup v1 `memory`): the cgroup then also caps what a command can write
-//! there, since tmpfs pages count as its memory. Otherwise it goes to
+//! and the jail caps its memory with a cgroup (root hosts with cgroup v1
+//! `memory`; one cap for all the sandbox's runs together): the cgroup
+//! then also caps what its commands can write there, since tmpfs pages
+//! count as their memory. Otherwise it goes to
 //! `std::env::temp_dir()`, on disk, which the jail does not cap beyond the
 //! size of one file (`RLIMIT_FSIZE`); [`StateSandbox::with_scratch_dir`]
 //! picks a directory explicitly. *Measured* on a 2-core VM (ext4 with

@@ -358,3 +358,57 @@ async fn a_timed_out_run_keeps_its_changes_a_dropped_one_does_not() {
     assert!(!sb.exists(&p("/dropped.txt")).await.unwrap());
     assert!(sb.exists(&p("/timed.txt")).await.unwrap());
 }
+
+/// A call beyond the jail's `max_concurrent` waits for a place before its
+/// scratch copy is made, and one that waits too long fails with
+/// `unavailable` having made none and changed nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_call_holds_no_scratch_copy() {
+    if !require(Jail::host_support().check(Isolation::Namespaces)) {
+        return;
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("sandbay-state-scratch-test-")
+        .tempdir()
+        .unwrap();
+    let mut config = JailConfig::new(Isolation::Namespaces);
+    config.max_concurrent = 1;
+    config.queue_timeout = Duration::from_millis(300);
+    let jail = Jail::new(config).unwrap();
+    let sb = StateSandbox::new("places-test", Arc::new(StateBackend::default()), jail)
+        .with_scratch_dir(scratch.path());
+    sb.write(&p("/in.txt"), "x\n").await.unwrap();
+    let busy = {
+        let sb = sb.clone();
+        tokio::spawn(async move { run(&sb, "touch started; sleep 2; echo one > one.txt").await })
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || entries(scratch.path())
+            .iter()
+            .any(|d| scratch.path().join(d).join("started").exists()))
+        .await,
+        "the first call did not start"
+    );
+    let waiting = {
+        let sb = sb.clone();
+        tokio::spawn(async move { sb.execute(ExecRequest::new("echo two > two.txt")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        entries(scratch.path()).len(),
+        1,
+        "a waiting call made a scratch copy"
+    );
+    let e = waiting.await.unwrap().expect_err("no place within 300 ms");
+    assert_eq!(e.code(), sandbay_core::ErrorCode::Unavailable, "{e}");
+    assert_eq!(busy.await.unwrap().exit_code, Some(0));
+    assert!(sb.exists(&p("/one.txt")).await.unwrap());
+    assert!(
+        !sb.exists(&p("/two.txt")).await.unwrap(),
+        "the refused command ran"
+    );
+    assert!(
+        entries(scratch.path()).is_empty(),
+        "scratch directories left"
+    );
+}

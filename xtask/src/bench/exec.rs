@@ -1,8 +1,9 @@
 //! Spawn overhead of the local jail: `sh -c true` through a plain
 //! `tokio::process::Command` (stdout and stderr captured) against a
-//! `sandbay-exec` jail at each isolation level, with and without per-run
-//! cgroups. 200 runs per subject, interleaved in rounds of 20 so that load
-//! changes on the machine hit every subject alike.
+//! `sandbay-exec` jail at each isolation level, with and without the jail's
+//! cgroups (a child of the jail's capped cgroup per run). 200 runs per
+//! subject, interleaved in rounds of 20 so that load changes on the
+//! machine hit every subject alike.
 
 use std::time::{Duration, Instant};
 

@@ -6,6 +6,7 @@
 
 mod docker;
 mod exec;
+mod exec_neighbour;
 mod files;
 mod serve;
 mod pool;
@@ -141,6 +142,9 @@ pub(crate) fn main(args: &[&str]) -> std::process::ExitCode {
         }
         if wants("exec") {
             exec::run(&mut report).await;
+        }
+        if wants("exec") || wants("neighbour") {
+            exec_neighbour::run(&mut report).await;
         }
         if wants("docker") {
             docker::run(&mut report).await;
