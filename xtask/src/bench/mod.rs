@@ -7,8 +7,8 @@
 mod docker;
 mod exec;
 mod files;
-mod serve;
 mod pool;
+mod serve;
 
 use std::time::Duration;
 
