@@ -7,7 +7,9 @@ Starts the server on a free loopback port over a temporary data directory,
 makes a key for each user with `sandbay keys add`, and checks through
 `tools/call` that a file one user writes is invisible to the other, on the
 session endpoint and on `/v1/mcp?session=...`; that a wrong key gets 401 and
-that another user's session endpoint is a 404. The last line printed is
+that another user's session endpoint is a 404; and that the server's
+OpenAPI document (`/v1/openapi.json`) validates with openapi-spec-validator.
+The last line printed is
 `mcp-http: N passed, N failed`; the exit code is non-zero when anything failed.
 """
 
@@ -119,6 +121,18 @@ async def run(binary, checks):
                 out = await session.call_tool("ls", {"path": "/"})
                 checks.check("new session is empty", "mine.txt" not in text_of(out), text_of(out))
             await with_session(f"{base}/v1/mcp?session=scratch", keys["alice"], fresh)
+
+            # the OpenAPI document is valid OpenAPI 3.1
+            import json
+            from openapi_spec_validator import validate
+            with urllib.request.urlopen(f"{base}/v1/openapi.json", timeout=30) as reply:
+                doc = json.load(reply)
+            try:
+                validate(doc)
+                checks.check("openapi.json validates", True)
+            except Exception as e:  # noqa: BLE001 - any validation error is a failure
+                checks.check("openapi.json validates", False, str(e)[:500])
+            checks.check("openapi 3.1", str(doc.get("openapi", "")).startswith("3.1"), doc.get("openapi"))
 
             # a wrong key, and another user's session name that does not exist for bob
             checks.check("wrong key: 401", status_of(f"{base}/v1/sessions/work/mcp", "sbk_wrong") == 401)

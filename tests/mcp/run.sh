@@ -15,12 +15,17 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 venv="$root/target/mcp-venv"
 client_version="2.3.0"
+validator_version="0.7.1"
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 
 if ! "$venv/bin/python" -c "import mcp, sys; sys.exit(0 if __import__('importlib.metadata').metadata.version('mcp') == '$client_version' else 1)" 2>/dev/null; then
     echo "mcp: installing the Python MCP client $client_version into target/mcp-venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "mcp==$client_version"
+fi
+if ! "$venv/bin/python" -c "import sys; sys.exit(0 if __import__('importlib.metadata').metadata.version('openapi-spec-validator') == '$validator_version' else 1)" 2>/dev/null; then
+    echo "mcp: installing openapi-spec-validator $validator_version into target/mcp-venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "openapi-spec-validator==$validator_version"
 fi
 
 cd "$root"

@@ -11,7 +11,7 @@ use serde::Serialize;
 /// Codes are the core's stable [`ErrorCode`]s (`not_found`, `invalid_path`,
 /// ...) plus the service's own: `unauthorized`, `forbidden`,
 /// `rate_limited`, `payload_too_large`, `limit_reached`, `not_acceptable`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiError {
     /// HTTP status of the reply.
     #[serde(skip)]

@@ -35,6 +35,7 @@
 //! |---|---|
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness with counts (no auth; 503 while draining) |
 //! | `GET /metrics` | Prometheus text (admin key) |
+//! | `GET /v1/openapi.json` | the OpenAPI 3.1 document (no auth) |
 //! | `GET /v1/admin/sessions` | every user's sessions (admin key) |
 //! | `POST /v1/admin/evict` | end the compute of idle sessions; files stay (admin key) |
 //! | `POST /v1/admin/drain` | refuse new sessions, write everything (admin key) |
@@ -57,6 +58,7 @@
 //! * `jsonwebtoken` (RustCrypto backend, no C): bearer JWTs;
 //! * `toml`: the configuration file;
 //! * `prometheus-client`: the `/metrics` exposition;
+//! * `utoipa`: the OpenAPI document, made from the handlers;
 //! * `sandbay-state`, `sandbay-exec`, `sandbay-middleware`: the
 //!   workspaces, the jail, the agent tools.
 #![deny(missing_docs)]
@@ -67,6 +69,7 @@ mod config;
 pub mod error;
 mod mcp;
 mod metrics;
+mod openapi;
 mod routes;
 mod sessions;
 

@@ -107,6 +107,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .fallback(not_found);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .route("/readyz", get(ready))
         .route(
             "/metrics",
@@ -126,15 +130,16 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-#[derive(Serialize)]
-struct Ready {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Ready {
     ready: bool,
     sessions: usize,
     live: usize,
     isolation: &'static str,
 }
 
-async fn ready(State(app): AppState) -> (StatusCode, Json<Ready>) {
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "ready", body = Ready), (status = 503, description = "draining", body = Ready)))]
+pub(crate) async fn ready(State(app): AppState) -> (StatusCode, Json<Ready>) {
     let draining = app.draining.load(std::sync::atomic::Ordering::Relaxed);
     let status = if draining {
         StatusCode::SERVICE_UNAVAILABLE
@@ -153,7 +158,7 @@ async fn ready(State(app): AppState) -> (StatusCode, Json<Ready>) {
 }
 
 /// The admin key's caller.
-struct Admin;
+pub(crate) struct Admin;
 
 impl<S: Send + Sync> FromRequestParts<S> for Admin {
     type Rejection = ApiError;
@@ -171,7 +176,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
     }
 }
 
-async fn metrics(State(app): AppState, _: Admin) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "Prometheus text", content_type = "application/openmetrics-text"), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+pub(crate) async fn metrics(State(app): AppState, _: Admin) -> Response {
     let text = app
         .metrics
         .render(app.sessions.total(), app.sessions.live_count());
@@ -185,14 +191,18 @@ async fn metrics(State(app): AppState, _: Admin) -> Response {
         .into_response()
 }
 
-#[derive(Serialize)]
-struct AdminSession {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AdminSession {
     user: String,
     id: String,
     loaded: bool,
 }
 
-async fn admin_sessions(State(app): AppState, _: Admin) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/admin/sessions", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "every user's sessions: {\"sessions\": [{user, id, loaded}]}"), (status = 403, body = ApiError)))]
+pub(crate) async fn admin_sessions(
+    State(app): AppState,
+    _: Admin,
+) -> Result<Json<Value>, ApiError> {
     let sessions: Vec<AdminSession> = app
         .sessions
         .all()?
@@ -206,13 +216,15 @@ async fn admin_sessions(State(app): AppState, _: Admin) -> Result<Json<Value>, A
     Ok(Json(serde_json::json!({ "sessions": sessions })))
 }
 
-async fn admin_evict(State(app): AppState, _: Admin) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/v1/admin/evict", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "{\"evicted\": N}: compute ended, files kept"), (status = 403, body = ApiError)))]
+pub(crate) async fn admin_evict(State(app): AppState, _: Admin) -> Result<Json<Value>, ApiError> {
     let unloaded = app.sessions.evict_idle().await?;
     app.metrics.evicted(unloaded);
     Ok(Json(serde_json::json!({ "evicted": unloaded })))
 }
 
-async fn admin_drain(State(app): AppState, _: Admin) -> Json<Value> {
+#[utoipa::path(post, path = "/v1/admin/drain", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "{\"draining\": true}"), (status = 403, body = ApiError)))]
+pub(crate) async fn admin_drain(State(app): AppState, _: Admin) -> Json<Value> {
     app.draining
         .store(true, std::sync::atomic::Ordering::Relaxed);
     app.sessions.flush().await.ok();
@@ -288,7 +300,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<
 
 /// A JSON body, with JSON errors (400 malformed or wrong types, 413 too
 /// large, 415 not JSON).
-struct Body<T>(T);
+pub(crate) struct Body<T>(T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
@@ -320,7 +332,7 @@ fn bytes_error(e: BytesRejection) -> ApiError {
 }
 
 /// A raw body, with JSON errors.
-struct Raw(Bytes);
+pub(crate) struct Raw(Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for Raw {
     type Rejection = ApiError;
@@ -333,12 +345,13 @@ impl<S: Send + Sync> FromRequest<S> for Raw {
     }
 }
 
-#[derive(Serialize)]
-struct SessionList {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SessionList {
     sessions: Vec<SessionInfo>,
 }
 
-async fn list_sessions(
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", security(("bearer" = [])), responses((status = 200, body = SessionList), (status = 401, body = ApiError)))]
+pub(crate) async fn list_sessions(
     State(app): AppState,
     User(user): User,
 ) -> Result<Json<SessionList>, ApiError> {
@@ -347,7 +360,8 @@ async fn list_sessions(
     }))
 }
 
-async fn create_session(
+#[utoipa::path(put, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])), params(("id" = String, Path, description = "session id: 1 to 128 of A-Z a-z 0-9 . _ -")), responses((status = 201, description = "created", body = SessionInfo), (status = 200, description = "it existed", body = SessionInfo), (status = 400, body = ApiError), (status = 429, body = ApiError), (status = 503, body = ApiError)))]
+pub(crate) async fn create_session(
     State(app): AppState,
     User(user): User,
     Params(id): Params<String>,
@@ -365,7 +379,8 @@ async fn create_session(
     Ok((status, Json(info)).into_response())
 }
 
-async fn get_session(
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = SessionInfo), (status = 404, body = ApiError)))]
+pub(crate) async fn get_session(
     State(app): AppState,
     User(user): User,
     Params(id): Params<String>,
@@ -373,7 +388,8 @@ async fn get_session(
     Ok(Json(app.sessions.info(&user, &id)?))
 }
 
-async fn delete_session(
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 204, description = "deleted with its files"), (status = 404, body = ApiError)))]
+pub(crate) async fn delete_session(
     State(app): AppState,
     User(user): User,
     Params(id): Params<String>,
@@ -383,12 +399,15 @@ async fn delete_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
-struct ToolList {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ToolList {
+    /// name, description and JSON Schema of each tool
+    #[schema(value_type = Vec<Object>)]
     tools: Vec<sandbay_middleware::ToolSpec>,
 }
 
-async fn list_tools(State(app): AppState, User(_): User) -> Json<ToolList> {
+#[utoipa::path(get, path = "/v1/tools", tag = "tools", security(("bearer" = [])), responses((status = 200, body = ToolList)))]
+pub(crate) async fn list_tools(State(app): AppState, User(_): User) -> Json<ToolList> {
     let config = sandbay_middleware::ToolConfig::default();
     let execute = app.sessions.isolation() != sandbay_core::Isolation::None;
     Json(ToolList {
@@ -400,7 +419,8 @@ async fn list_tools(State(app): AppState, User(_): User) -> Json<ToolList> {
     })
 }
 
-async fn call_tool(
+#[utoipa::path(post, path = "/v1/sessions/{id}/tools/{name}", tag = "tools", security(("bearer" = [])), params(("id" = String, Path), ("name" = String, Path, description = "ls, read_file, write_file, edit_file, delete, glob, grep, execute")), request_body(content = Object, description = "the tool's arguments, per its JSON Schema"), responses((status = 200, description = "{\"text\", \"is_error\", \"code\"?}"), (status = 404, body = ApiError)))]
+pub(crate) async fn call_tool(
     State(app): AppState,
     User(user): User,
     Params((id, name)): Params<(String, String)>,
@@ -417,29 +437,33 @@ async fn call_tool(
     Ok(Json(live.toolbox.call_guarded(&name, args).await))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BatchCall {
+pub(crate) struct BatchCall {
     name: String,
     #[serde(default)]
+    #[schema(value_type = Object)]
     arguments: Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Batch {
+pub(crate) struct Batch {
     calls: Vec<BatchCall>,
 }
 
-#[derive(Serialize)]
-struct BatchOutputs {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BatchOutputs {
+    /// `{"text", "is_error", "code"?}` per call, in order
+    #[schema(value_type = Vec<Object>)]
     outputs: Vec<ToolOutput>,
 }
 
 /// Most calls in one batch.
 const MAX_BATCH: usize = 64;
 
-async fn call_batch(
+#[utoipa::path(post, path = "/v1/sessions/{id}/tools", tag = "tools", security(("bearer" = [])), params(("id" = String, Path)), request_body = Batch, responses((status = 200, body = BatchOutputs), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+pub(crate) async fn call_batch(
     State(app): AppState,
     User(user): User,
     Params(id): Params<String>,
@@ -465,20 +489,23 @@ fn vpath(path: &str) -> Result<VPath, ApiError> {
     VPath::parse(&format!("/{path}")).map_err(|e| ApiError::from(sandbay_core::Error::from(e)))
 }
 
-#[derive(Serialize)]
-struct Listing {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Listing {
     path: String,
     entries: Vec<ListedEntry>,
 }
 
-#[derive(Serialize)]
-struct ListedEntry {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ListedEntry {
     path: String,
+    /// `file`, `dir` or `symlink`
+    #[schema(value_type = String)]
     kind: EntryKind,
     size: u64,
 }
 
-async fn get_root(
+#[utoipa::path(get, path = "/v1/sessions/{id}/files", tag = "files", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = Listing), (status = 404, body = ApiError)))]
+pub(crate) async fn get_root(
     state: AppState,
     user: User,
     Params(id): Params<String>,
@@ -486,7 +513,8 @@ async fn get_root(
     get_file(state, user, Params((id, String::new()))).await
 }
 
-async fn get_file(
+#[utoipa::path(get, path = "/v1/sessions/{id}/files/{path}", tag = "files", security(("bearer" = [])), params(("id" = String, Path), ("path" = String, Path, description = "a workspace path")), responses((status = 200, description = "the file's bytes, or a directory's listing as JSON", content_type = "application/octet-stream"), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+pub(crate) async fn get_file(
     State(app): AppState,
     User(user): User,
     Params((id, path)): Params<(String, String)>,
@@ -517,7 +545,8 @@ async fn get_file(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
-async fn put_file(
+#[utoipa::path(put, path = "/v1/sessions/{id}/files/{path}", tag = "files", security(("bearer" = [])), params(("id" = String, Path), ("path" = String, Path)), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 204, description = "written, parents made"), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 413, body = ApiError)))]
+pub(crate) async fn put_file(
     State(app): AppState,
     User(user): User,
     Params((id, path)): Params<(String, String)>,
@@ -533,7 +562,8 @@ async fn put_file(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_file(
+#[utoipa::path(delete, path = "/v1/sessions/{id}/files/{path}", tag = "files", security(("bearer" = [])), params(("id" = String, Path), ("path" = String, Path)), responses((status = 204, description = "deleted"), (status = 404, body = ApiError)))]
+pub(crate) async fn delete_file(
     State(app): AppState,
     User(user): User,
     Params((id, path)): Params<(String, String)>,
@@ -544,9 +574,9 @@ async fn delete_file(
 }
 
 /// The body of `POST .../exec`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ExecBody {
+pub(crate) struct ExecBody {
     command: String,
     /// Seconds; the server's default when absent, its maximum at most.
     #[serde(default)]
@@ -562,8 +592,8 @@ struct ExecBody {
 }
 
 /// The reply of `POST .../exec`.
-#[derive(Serialize)]
-struct ExecReply {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ExecReply {
     stdout: String,
     stderr: String,
     /// Standard output as base64, when it is not UTF-8.
@@ -592,7 +622,8 @@ fn text_and_base64(bytes: Vec<u8>) -> (String, Option<String>) {
     }
 }
 
-async fn exec(
+#[utoipa::path(post, path = "/v1/sessions/{id}/exec", tag = "commands", security(("bearer" = [])), params(("id" = String, Path)), request_body = ExecBody, responses((status = 200, body = ExecReply), (status = 404, body = ApiError), (status = 501, body = ApiError), (status = 503, body = ApiError)))]
+pub(crate) async fn exec(
     State(app): AppState,
     User(user): User,
     Params(id): Params<String>,

@@ -19,7 +19,7 @@ use crate::error::ApiError;
 type Key = (String, String);
 
 /// What the API says about a session.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SessionInfo {
     /// The session id, unique per user.
     pub id: String,

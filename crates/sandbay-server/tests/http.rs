@@ -767,3 +767,36 @@ async fn admin_routes_need_the_admin_key_and_evict_keeps_files() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route() {
+    let s = start().await;
+    let (status, doc) = s.send(Method::GET, None, "/v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"].as_str().map(|v| &v[..3]), Some("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/readyz", &["get"][..]),
+        ("/metrics", &["get"]),
+        ("/v1/sessions", &["get"]),
+        ("/v1/sessions/{id}", &["put", "get", "delete"]),
+        ("/v1/tools", &["get"]),
+        ("/v1/sessions/{id}/tools", &["post"]),
+        ("/v1/sessions/{id}/tools/{name}", &["post"]),
+        ("/v1/sessions/{id}/files", &["get"]),
+        ("/v1/sessions/{id}/files/{path}", &["get", "put", "delete"]),
+        ("/v1/sessions/{id}/exec", &["post"]),
+        ("/v1/admin/sessions", &["get"]),
+        ("/v1/admin/evict", &["post"]),
+        ("/v1/admin/drain", &["post"]),
+    ] {
+        for m in methods {
+            assert!(
+                paths.get(path).and_then(|p| p.get(*m)).is_some(),
+                "{m} {path} missing"
+            );
+        }
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(doc["components"]["schemas"]["ExecBody"]["properties"]["command"].is_object());
+}

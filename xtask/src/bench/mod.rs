@@ -8,8 +8,8 @@ mod docker;
 mod exec;
 mod exec_neighbour;
 mod files;
-mod serve;
 mod pool;
+mod serve;
 
 use std::time::Duration;
 
