@@ -1,6 +1,6 @@
 //! File operations inside the container (the workspace is a Docker
 //! volume): each operation is one script run through the executor, so a
-//! file operation costs about as much as a command on the runner.
+//! file operation costs about as much as a command through the agent.
 //!
 //! Reads stream through a channel into the shared windowing and grep code
 //! of `sandbay-core`, so memory stays bounded and results are the same
