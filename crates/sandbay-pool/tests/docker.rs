@@ -154,8 +154,7 @@ async fn a_reset_container_keeps_nothing_of_the_previous_user() {
     let id = a.container_id().to_owned();
     a.write(&p("/secret.txt"), "A's secret").await.unwrap();
     a.write(&p("/src/main.py"), "print('A')").await.unwrap();
-    // two processes that leave the command's process group (which is
-    // swept when the command ends), so they outlive it; the command waits
+    // two processes that leave the command's session; the command waits
     // until both have called setsid (their program runs only after it)
     sh(
         &*a,
@@ -166,8 +165,13 @@ async fn a_reset_container_keeps_nothing_of_the_previous_user() {
            i=$((i + 1)); [ $i -gt 200 ] && exit 1; sleep 0.05; done",
     )
     .await;
+    // the agent kills escapees when their command ends: none is left
+    // for the reset, and none for the next user
     let ps = sh(&*a, "ps -o pid,args").await;
-    assert!(ps.contains("sleep 601"), "the escapees run: {ps}");
+    assert!(
+        !ps.contains("sleep 601"),
+        "the escapees died with their command: {ps}"
+    );
     assert_eq!(a.release().await, Recycled::Returned);
 
     let b = pool.acquire().await.unwrap();
