@@ -117,7 +117,10 @@ pub struct DockerConfig {
     /// The `sandbay-agent` binary on the host (statically linked), mounted
     /// read-only into each container as its main process. `None`: the
     /// `SANDBAY_AGENT` environment variable, else a `sandbay-agent` next
-    /// to the current executable or in its parent directory.
+    /// to the current executable or in its parent directory. A binary
+    /// that is not a static x86-64 executable (a plain `cargo build`
+    /// makes a dynamically linked one) is passed over, and `create` says
+    /// so in its `unavailable` error.
     pub agent: Option<PathBuf>,
     /// Size of the container's `/dev/shm` tmpfs in bytes (default 16 MiB).
     pub shm_bytes: u64,

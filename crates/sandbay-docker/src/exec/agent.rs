@@ -64,6 +64,12 @@ pub(crate) fn locate(explicit: Option<&Path>) -> Result<PathBuf, Error> {
     }
     for c in candidates {
         if std::fs::metadata(&c).is_ok_and(|m| m.is_file()) {
+            if !is_static_elf(&c) {
+                // a plain `cargo build` makes one that cannot run in an
+                // image without the host's C library
+                tried.push(format!("{} (not a static x86-64 binary)", c.display()));
+                continue;
+            }
             return std::path::absolute(&c).map_err(|e| Error::Unavailable {
                 message: format!("the sandbox agent path cannot be resolved ({})", e.kind()),
             });
@@ -81,6 +87,41 @@ pub(crate) fn locate(explicit: Option<&Path>) -> Result<PathBuf, Error> {
             }
         ),
     })
+}
+
+/// Whether `path` is a 64-bit little-endian ELF executable with no
+/// program interpreter (statically linked, so it runs in any image).
+fn is_static_elf(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut h = [0u8; 64];
+    if f.read_exact(&mut h).is_err()
+        || &h[..4] != b"\x7fELF"
+        || h[4] != 2
+        || h[5] != 1
+        || h[0x12] != 0x3e
+    {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]) as u64;
+    let phoff = u64::from_le_bytes(h[0x20..0x28].try_into().unwrap_or([0; 8]));
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    if phentsize < 4 || phnum > 512 {
+        return false;
+    }
+    for i in 0..phnum {
+        let mut t = [0u8; 4];
+        if f.seek(SeekFrom::Start(phoff + i * phentsize)).is_err() || f.read_exact(&mut t).is_err()
+        {
+            return false;
+        }
+        if u32::from_le_bytes(t) == 3 {
+            return false; // PT_INTERP: dynamically linked
+        }
+    }
+    true
 }
 
 type Routes = Arc<Mutex<HashMap<u32, mpsc::Sender<Event>>>>;
@@ -437,6 +478,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("sandbay-agent");
         std::fs::write(&bin, b"x").unwrap();
-        assert_eq!(locate(Some(&bin)).unwrap(), bin);
+        let err = locate(Some(&bin)).unwrap_err().to_string();
+        assert!(err.contains("not a static"), "{err}");
+        // a dynamically linked program (this test binary) is refused too
+        let me = std::env::current_exe().unwrap();
+        assert!(!is_static_elf(&me));
+        if let Some(agent) = std::env::var_os(AGENT_ENV) {
+            assert!(
+                is_static_elf(Path::new(&agent)),
+                "the static build is accepted"
+            );
+            assert!(locate(Some(Path::new(&agent))).is_ok());
+        }
     }
 }
