@@ -5,8 +5,13 @@
 //! cargo xtask ci            `test` plus `cargo doc` with warnings denied
 //! cargo xtask bench         benchmarks -> target/bench/report.{json,md}
 //! cargo xtask docker-image  build the local test image sandbay/busybox:test
+//! cargo xtask agent         build the static sandbay-agent (and the probe helper)
 //! ```
+//!
+//! `test`, `ci` and `bench` build the agent first and hand its path to
+//! the suites in `SANDBAY_AGENT` (unless it is set already).
 
+mod agent;
 mod bench;
 mod docker_image;
 mod testrun;
@@ -20,7 +25,8 @@ fn usage() -> ExitCode {
          test          fmt check, clippy, every test suite; prints `N passed, N failed`\n  \
          ci            test + rustdoc with warnings denied\n  \
          bench         run benchmarks, write target/bench/report.json and report.md\n  \
-         docker-image  build the test image sandbay/busybox:test (idempotent)"
+         docker-image  build the test image sandbay/busybox:test (idempotent)\n  \
+         agent         build the static sandbay-agent and the probe helper"
     );
     ExitCode::from(2)
 }
@@ -28,7 +34,13 @@ fn usage() -> ExitCode {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let needs_agent = matches!(args.first(), Some(&("test" | "ci" | "bench")));
+    if let Err(e) = needs_agent.then(agent::prepare).unwrap_or(Ok(())) {
+        eprintln!("xtask: {e}");
+        return ExitCode::FAILURE;
+    }
     match args.as_slice() {
+        ["agent"] => agent::main(),
         ["test", rest @ ..] => testrun::run(testrun::Plan::test(rest)),
         ["ci", rest @ ..] => testrun::run(testrun::Plan::ci(rest)),
         ["bench", rest @ ..] => bench::main(rest),

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::exec::{StartExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, ContainerSummary, CreateImageInfo, ExecConfig};
+use bollard::models::{ContainerCreateBody, ContainerSummary, CreateImageInfo};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -274,6 +273,28 @@ impl DockerClient {
         Ok((attached.output, attached.input))
     }
 
+    /// Unpacks a tar archive at `path` in a container (created or running);
+    /// files belong to the container's root.
+    pub(crate) async fn upload_archive(
+        &self,
+        id: &str,
+        path: &str,
+        tar: Vec<u8>,
+    ) -> Result<(), ApiError> {
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        self.call(
+            "archive upload",
+            self.docker.upload_to_container(
+                id,
+                Some(options),
+                bollard::body_full(bytes::Bytes::from(tar)),
+            ),
+        )
+        .await
+    }
+
     pub(crate) async fn start_container(&self, id: &str) -> Result<(), ApiError> {
         self.call(
             "container start",
@@ -318,49 +339,6 @@ impl DockerClient {
             .build();
         self.call("container list", self.docker.list_containers(Some(options)))
             .await
-    }
-
-    pub(crate) async fn create_exec(
-        &self,
-        container: &str,
-        config: ExecConfig,
-    ) -> Result<String, ApiError> {
-        let created = self
-            .call("exec create", self.docker.create_exec(container, config))
-            .await?;
-        Ok(created.id)
-    }
-
-    pub(crate) async fn start_exec_attached(
-        &self,
-        exec: &str,
-    ) -> Result<(OutputStream, InputSink), ApiError> {
-        let options = StartExecOptions {
-            detach: false,
-            tty: false,
-            output_capacity: Some(64 * 1024),
-        };
-        match self
-            .call("exec start", self.docker.start_exec(exec, Some(options)))
-            .await?
-        {
-            StartExecResults::Attached { output, input } => Ok((output, input)),
-            StartExecResults::Detached => Err(ApiError::Unavailable(
-                "the Docker daemon did not attach to the command".into(),
-            )),
-        }
-    }
-
-    /// The exit code of a finished exec (`None` while it runs).
-    pub(crate) async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>, ApiError> {
-        let info = self
-            .call("exec inspect", self.docker.inspect_exec(exec))
-            .await?;
-        Ok(if info.running == Some(true) {
-            None
-        } else {
-            info.exit_code
-        })
     }
 
     /// Removes a volume; a missing one is fine.

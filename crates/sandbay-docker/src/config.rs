@@ -59,9 +59,20 @@ pub struct DockerConfig {
     pub image: String,
     /// When to pull the image.
     pub pull: PullPolicy,
-    /// `uid:gid` (or a name known to the image) commands run as; never root
-    /// by default ([`DEFAULT_USER`]).
+    /// `uid:gid` (numeric) commands run as when [`DockerConfig::lease_uid`]
+    /// is off ([`DEFAULT_USER`]). The container itself runs as root so
+    /// that its agent can start commands as this user; root here lets
+    /// commands reach the agent, so never use it for untrusted code.
     pub user: String,
+    /// Run each container's commands as a host uid (and equal gid) of its
+    /// own, leased from [`crate::CONTAINER_UID_RANGE`] for the
+    /// container's life, so that per-uid kernel budgets (inotify, message
+    /// queues, `RLIMIT_NPROC`) are per container. On by default;
+    /// [`DockerConfig::with_user`] turns it off.
+    pub lease_uid: bool,
+    /// `RLIMIT_NPROC` of commands (processes of their uid); `None`: the
+    /// container's default. Default: the process limit.
+    pub nproc_limit: Option<u64>,
     /// Memory limit in bytes; swap is pinned to the same value (no swap).
     pub memory_bytes: i64,
     /// CPU limit in billionths of a CPU (`500_000_000` = half a CPU).
@@ -74,7 +85,9 @@ pub struct DockerConfig {
     pub read_only_rootfs: bool,
     /// Drop every Linux capability.
     pub cap_drop_all: bool,
-    /// Capabilities added back (empty by default).
+    /// Capabilities added back for the container (empty by default).
+    /// The agent always keeps `CHOWN`, `KILL`, `SETGID` and `SETUID`;
+    /// commands never hold any capability (they run as [`DockerConfig::user`]).
     pub cap_add: Vec<String>,
     /// Set `no-new-privileges` (setuid binaries cannot raise privileges).
     pub no_new_privileges: bool,
@@ -101,9 +114,22 @@ pub struct DockerConfig {
     pub max_download_bytes: u64,
     /// Time limit of every daemon call that is not a running command.
     pub api_timeout: Duration,
-    /// Keep one long-lived shell per container for commands (about 1 ms per
-    /// command instead of ~30 ms for a fresh `docker exec`).
-    pub runner: bool,
+    /// The `sandbay-agent` binary on the host (statically linked), mounted
+    /// read-only into each container as its main process. `None`: the
+    /// `SANDBAY_AGENT` environment variable, else a `sandbay-agent` next
+    /// to the current executable or in its parent directory. A binary
+    /// that is not a static x86-64 executable (a plain `cargo build`
+    /// makes a dynamically linked one) is passed over, and `create` says
+    /// so in its `unavailable` error.
+    pub agent: Option<PathBuf>,
+    /// Size of the container's `/dev/shm` tmpfs in bytes (default 16 MiB).
+    pub shm_bytes: u64,
+    /// A disk quota for a bind-mounted workspace (bytes and files): on a
+    /// root host the workspace is a loop-mounted ext4 image of that size,
+    /// which the file API, commands and `df` all meet (see
+    /// `sandbay_fs::Quota`). `None` (the default): no quota. Container
+    /// mode uses [`DockerConfig::workspace_bytes`] instead.
+    pub disk_quota: Option<sandbay_fs::Quota>,
     /// The container stops and removes itself when the owning process's
     /// connection to it closes (a crash leaks nothing). When `false` the
     /// container outlives its owner until [`crate::reap_orphans`] runs.
@@ -123,6 +149,8 @@ impl Default for DockerConfig {
             image: DEFAULT_IMAGE.into(),
             pull: PullPolicy::IfMissing,
             user: DEFAULT_USER.into(),
+            lease_uid: true,
+            nproc_limit: Some(128),
             memory_bytes: 512 << 20,
             nano_cpus: 500_000_000,
             pids_limit: 128,
@@ -141,7 +169,9 @@ impl Default for DockerConfig {
             output_limit: 1 << 20,
             max_download_bytes: 256 << 20,
             api_timeout: Duration::from_secs(30),
-            runner: true,
+            agent: None,
+            shm_bytes: 16 << 20,
+            disk_quota: None,
             exit_with_owner: true,
             hostname: "sandbox".into(),
             runtime: None,
@@ -165,9 +195,20 @@ impl DockerConfig {
         self.pull = pull;
         self
     }
-    /// Sets the user commands run as.
+    /// Sets the user commands run as (`uid:gid`), instead of a leased uid.
     pub fn with_user(mut self, user: impl Into<String>) -> Self {
         self.user = user.into();
+        self.lease_uid = false;
+        self
+    }
+    /// Chooses whether each container gets a leased uid (default).
+    pub fn with_lease_uid(mut self, on: bool) -> Self {
+        self.lease_uid = on;
+        self
+    }
+    /// Sets `RLIMIT_NPROC` of commands (see [`DockerConfig::nproc_limit`]).
+    pub fn with_nproc_limit(mut self, limit: Option<u64>) -> Self {
+        self.nproc_limit = limit;
         self
     }
     /// Sets the memory limit (swap pinned to it).
@@ -180,9 +221,10 @@ impl DockerConfig {
         self.nano_cpus = (cpus * 1e9).round() as i64;
         self
     }
-    /// Sets the process limit.
+    /// Sets the process limit (and `RLIMIT_NPROC` of commands to match).
     pub fn with_pids_limit(mut self, pids: i64) -> Self {
         self.pids_limit = pids;
+        self.nproc_limit = u64::try_from(pids).ok();
         self
     }
     /// Sets the Docker network mode (`"none"` by default).
@@ -251,10 +293,25 @@ impl DockerConfig {
         self.api_timeout = timeout;
         self
     }
-    /// Chooses whether commands use the long-lived runner (default) or a
-    /// fresh `docker exec` each.
-    pub fn with_runner(mut self, on: bool) -> Self {
-        self.runner = on;
+    /// Has no effect: every command goes through the container's agent.
+    /// Kept so that existing callers build.
+    pub fn with_runner(self, _on: bool) -> Self {
+        self
+    }
+    /// Sets the host path of the `sandbay-agent` binary (see [`DockerConfig::agent`]).
+    pub fn with_agent(mut self, path: impl Into<PathBuf>) -> Self {
+        self.agent = Some(path.into());
+        self
+    }
+    /// Sets the bind-mounted workspace's disk quota (see
+    /// [`DockerConfig::disk_quota`]).
+    pub fn with_disk_quota(mut self, quota: Option<sandbay_fs::Quota>) -> Self {
+        self.disk_quota = quota;
+        self
+    }
+    /// Sets the size of `/dev/shm` (see [`DockerConfig::shm_bytes`]).
+    pub fn with_shm_bytes(mut self, bytes: u64) -> Self {
+        self.shm_bytes = bytes;
         self
     }
     /// Chooses whether the container ends with its owner's connection.
@@ -263,7 +320,8 @@ impl DockerConfig {
         self
     }
 
-    /// The uid commands run as, when [`DockerConfig::user`] is numeric.
+    /// The uid of [`DockerConfig::user`], when numeric (with
+    /// [`DockerConfig::lease_uid`], see `DockerSandbox::uid` instead).
     pub fn uid(&self) -> Option<u32> {
         self.user.split(':').next()?.parse().ok()
     }

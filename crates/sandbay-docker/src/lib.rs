@@ -22,9 +22,10 @@
 //! * `async-trait`: the object-safe async traits of the contract.
 //! * `nix`: `setfsuid`/`setfsgid` for the threads that act as the sandbox
 //!   user on the host, `fchmod`, `geteuid`.
-//! * `base64`: binary-safe stdin and file bodies through the shell runner.
-//! * `memchr`: fast marker search in streamed command output.
-//! * `uuid`: random sandbox ids and per-command tokens.
+//! * `sandbay-agent`: the framed protocol spoken with the in-container
+//!   agent that runs every command.
+//! * `base64`: binary-safe file bodies of the container-mode file scripts.
+//! * `uuid`: random sandbox ids.
 //! * `thiserror`: the internal daemon error type; `tracing`: logs.
 #![doc = include_str!("../docs.md")]
 #![deny(missing_docs)]
@@ -38,6 +39,7 @@ mod image;
 mod labels;
 mod reap;
 mod sandbox;
+mod uid;
 
 pub use client::{DEFAULT_API_TIMEOUT, DockerClient};
 pub use config::{DEFAULT_IMAGE, DEFAULT_USER, DockerConfig, FileMode, PullPolicy, WORKSPACE};
@@ -45,3 +47,4 @@ pub use image::{PullEvent, ensure_image, pull};
 pub use labels::{CREATED, MANAGED, OWNER, PROCESS, SANDBOX};
 pub use reap::{ReapOptions, ReapReport, ReapScope, reap_orphans};
 pub use sandbox::DockerSandbox;
+pub use uid::CONTAINER_UID_RANGE;

@@ -16,9 +16,11 @@ use sandbay_core::{
 
 use crate::client::{ApiError, DockerClient};
 use crate::config::{DockerConfig, FileMode, PullPolicy, WORKSPACE};
-use crate::exec::{Executor, Runner};
+use crate::exec::agent::{AGENT_DIR, AGENT_PATH, locate};
+use crate::exec::{Agent, Executor};
 use crate::files::bind::{self, Remover};
 use crate::files::{BindFiles, ContainerFiles, Files};
+use crate::uid::UidLease;
 use crate::{image, labels};
 
 /// Time limit of one internal file operation.
@@ -45,6 +47,8 @@ const FILE_OP_TIMEOUT: Duration = Duration::from_secs(120);
 /// ```
 pub struct DockerSandbox {
     id: String,
+    uid: u32,
+    _uid_lease: Option<UidLease>,
     container: String,
     client: DockerClient,
     config: DockerConfig,
@@ -88,9 +92,8 @@ fn bind_workspace(files: BindFiles) -> Workspace {
 
 /// Picks the file mode: bind mounts need a local daemon and a process
 /// that can act as the sandbox user on the host (root, or that user).
-fn resolve_mode(client: &DockerClient, config: &DockerConfig) -> Result<FileMode> {
-    let bindable = client.is_local()
-        && matches!((config.uid(), config.gid()), (Some(uid), Some(_)) if bind::can_act_as(uid));
+fn resolve_mode(client: &DockerClient, config: &DockerConfig, uid: u32) -> Result<FileMode> {
+    let bindable = client.is_local() && bind::can_act_as(uid);
     match config.file_mode {
         FileMode::Container => Ok(FileMode::Container),
         FileMode::Auto if bindable => Ok(FileMode::Bind),
@@ -107,12 +110,11 @@ fn volume_workspace(
     name: &str,
     config: &DockerConfig,
     labels: &HashMap<String, String>,
+    (uid, gid): (u32, u32),
 ) -> Workspace {
     let driver_config = config.workspace_bytes.map(|bytes| {
         let mut o = format!("size={bytes},mode=0755");
-        if let (Some(uid), Some(gid)) = (config.uid(), config.gid()) {
-            o.push_str(&format!(",uid={uid},gid={gid}"));
-        }
+        o.push_str(&format!(",uid={uid},gid={gid}"));
         MountVolumeOptionsDriverConfig {
             name: Some("local".into()),
             options: Some(HashMap::from([
@@ -139,10 +141,17 @@ fn volume_workspace(
     }
 }
 
+/// Capabilities the agent keeps: `SETUID`/`SETGID` to start commands as
+/// the sandbox user, `KILL` to end that user's processes, `CHOWN` to give
+/// the workspace root to that user at start.
+const AGENT_CAPS: [&str; 4] = ["CHOWN", "KILL", "SETGID", "SETUID"];
+
 fn container_body(
     config: &DockerConfig,
     labels: HashMap<String, String>,
     workspace: &Workspace,
+    agent: Option<&std::path::Path>,
+    (uid, gid): (u32, u32),
 ) -> ContainerCreateBody {
     let mut security_opt = Vec::new();
     if config.no_new_privileges {
@@ -157,11 +166,29 @@ fn container_body(
         network_mode: Some(config.network_mode.clone()),
         readonly_rootfs: Some(config.read_only_rootfs),
         cap_drop: config.cap_drop_all.then(|| vec!["ALL".to_string()]),
-        cap_add: (!config.cap_add.is_empty()).then(|| config.cap_add.clone()),
+        cap_add: Some({
+            let mut caps: Vec<String> = AGENT_CAPS.map(String::from).to_vec();
+            caps.extend(config.cap_add.iter().cloned());
+            caps.sort();
+            caps.dedup();
+            caps
+        }),
+        shm_size: Some(i64::try_from(config.shm_bytes).unwrap_or(i64::MAX)),
         security_opt: Some(security_opt),
         init: Some(config.init),
         tmpfs: Some(HashMap::from([("/tmp".to_string(), tmp)])),
-        mounts: Some(vec![workspace.mount.clone()]),
+        mounts: Some(
+            [workspace.mount.clone()]
+                .into_iter()
+                .chain(agent.map(|a| Mount {
+                    target: Some(AGENT_PATH.into()),
+                    source: Some(a.to_string_lossy().into_owned()),
+                    typ: Some(MountType::BIND),
+                    read_only: Some(true),
+                    ..Default::default()
+                }))
+                .collect(),
+        ),
         log_config: Some(HostConfigLogConfig {
             typ: Some("none".into()),
             config: None,
@@ -172,21 +199,27 @@ fn container_body(
     };
     ContainerCreateBody {
         image: Some(config.image.clone()),
-        user: Some(config.user.clone()),
+        // root, for the agent only: it starts every command as the
+        // sandbox user and keeps just the capabilities above
+        user: Some("0:0".into()),
         hostname: Some(config.hostname.clone()),
         working_dir: Some(WORKSPACE.into()),
         env: Some(crate::exec::base_env()),
-        // The runner: the container's main process is a shell reading
-        // commands from the attached stdin, started with only the base
-        // environment (commands inherit exactly what they are given).
-        cmd: Some(
-            ["env", "-i"]
-                .into_iter()
-                .map(String::from)
-                .chain(crate::exec::base_env())
-                .chain(["sh", "-s", "sandbay-runner"].map(String::from))
-                .collect(),
-        ),
+        cmd: Some({
+            let mut cmd = vec![
+                AGENT_PATH.into(),
+                "--uid".into(),
+                uid.to_string(),
+                "--gid".into(),
+                gid.to_string(),
+                "--chown".into(),
+                WORKSPACE.into(),
+            ];
+            if let Some(n) = config.nproc_limit {
+                cmd.extend(["--nproc".into(), n.to_string()]);
+            }
+            cmd
+        }),
         entrypoint: Some(vec![]),
         attach_stdin: Some(true),
         attach_stdout: Some(true),
@@ -194,6 +227,10 @@ fn container_body(
         open_stdin: Some(true),
         stdin_once: Some(config.exit_with_owner),
         tty: Some(false),
+        // a remote daemon cannot bind-mount a file of this host: the
+        // agent is copied into an anonymous volume (removed with the
+        // container) before the start
+        volumes: agent.is_none().then(|| vec![AGENT_DIR.to_string()]),
         labels: Some(labels),
         host_config: Some(host_config),
         ..Default::default()
@@ -219,9 +256,29 @@ impl DockerSandbox {
         if config.pull == PullPolicy::Always {
             image::ensure_image(client, &config.image, PullPolicy::Always, |_| {}).await?;
         }
+        let lease = if config.lease_uid {
+            Some(UidLease::take().ok_or_else(|| Error::Unavailable {
+                message: "every container uid is in use".into(),
+            })?)
+        } else {
+            None
+        };
+        let (uid, gid) = match (&lease, config.uid(), config.gid()) {
+            (Some(l), _, _) => (l.uid(), l.uid()),
+            (None, Some(u), Some(g)) => (u, g),
+            _ => {
+                return Err(Error::invalid_argument(
+                    "the sandbox user must be numeric (uid:gid)",
+                ));
+            }
+        };
+        if uid == 0 {
+            tracing::warn!("commands run as root: they can reach the sandbox agent");
+        }
+        let agent_bin = locate(config.agent.as_deref())?;
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let name = format!("sandbay-{id}");
-        let mode = resolve_mode(client, &config)?;
+        let mode = resolve_mode(client, &config, uid)?;
         let labels = labels::for_sandbox(&id, &config.owner, &config.labels);
         let mut workspace = match mode {
             FileMode::Bind => {
@@ -229,15 +286,24 @@ impl DockerSandbox {
                     .workspace_base
                     .clone()
                     .unwrap_or_else(|| std::env::temp_dir().join("sandbay-docker"));
-                let (uid, gid) = (config.uid().unwrap_or(0), config.gid().unwrap_or(0));
                 if config.workspace_bytes.is_some() {
                     tracing::warn!(
                         "a workspace size cap is not enforced on bind-mounted workspaces"
                     );
                 }
-                bind_workspace(BindFiles::create(&base, &config.owner, &id, uid, gid).await?)
+                bind_workspace(
+                    BindFiles::create_with_quota(
+                        &base,
+                        &config.owner,
+                        &id,
+                        uid,
+                        gid,
+                        config.disk_quota,
+                    )
+                    .await?,
+                )
             }
-            _ => volume_workspace(&name, &config, &labels),
+            _ => volume_workspace(&name, &config, &labels, (uid, gid)),
         };
         let remover = workspace.bind.as_ref().map(BindFiles::remover);
         let cleanup = |client: DockerClient, container: Option<String>| {
@@ -254,7 +320,8 @@ impl DockerSandbox {
                 }
             }
         };
-        let body = container_body(&config, labels, &workspace);
+        let bind_agent = client.is_local().then_some(agent_bin.as_path());
+        let body = container_body(&config, labels, &workspace, bind_agent, (uid, gid));
         let created = match client.create_container(&name, body.clone()).await {
             Err(ApiError::NotFound(m)) if config.pull == PullPolicy::IfMissing => {
                 tracing::info!(image = %config.image, reason = %m, "image missing; pulling");
@@ -283,8 +350,14 @@ impl DockerSandbox {
                 return Err(e);
             }
         };
-        // The runner prints nothing before it reads its first input, so
-        // attaching and starting can go out together (one round trip less).
+        if bind_agent.is_none() {
+            if let Err(e) = copy_agent(client, &container, &agent_bin).await {
+                cleanup(client.clone(), Some(container)).await;
+                return Err(e);
+            }
+        }
+        // Attach and start go out together (one round trip less): the
+        // agent's hello is buffered until the attach reads it.
         let (attached, started) = tokio::join!(
             client.attach_container(&container),
             client.start_container(&container)
@@ -296,14 +369,14 @@ impl DockerSandbox {
                 return Err(e.into());
             }
         };
-        let runner = Runner::start(attached.0, attached.1);
-        let exec = Arc::new(Executor {
-            client: client.clone(),
-            container: container.clone(),
-            user: config.user.clone(),
-            runner: Some(runner),
-            use_runner: config.runner,
-        });
+        let agent = match Agent::start(attached.0, attached.1, config.api_timeout).await {
+            Ok((agent, _pid)) => agent,
+            Err(e) => {
+                cleanup(client.clone(), Some(container)).await;
+                return Err(e);
+            }
+        };
+        let exec = Arc::new(Executor { agent });
         let files = match workspace.bind.take() {
             Some(b) => Files::Bind(b),
             None => Files::Container(ContainerFiles::new(
@@ -316,6 +389,8 @@ impl DockerSandbox {
         tracing::debug!(sandbox = %id, owner = %config.owner, "sandbox container started");
         Ok(DockerSandbox {
             id,
+            uid,
+            _uid_lease: lease,
             container,
             client: client.clone(),
             config,
@@ -326,6 +401,12 @@ impl DockerSandbox {
             remover,
             closed: AtomicBool::new(false),
         })
+    }
+
+    /// The uid (and gid) commands run as: leased for this container
+    /// unless the config names a user.
+    pub fn uid(&self) -> u32 {
+        self.uid
     }
 
     /// The Docker container id.
@@ -345,34 +426,42 @@ impl DockerSandbox {
         self.mode
     }
 
-    /// Brings the sandbox back to a fresh state for its next user, without
-    /// a new container: kills every process the user left (also those
-    /// that left their command's process group with `setsid`), empties
-    /// `/tmp`, and deletes every workspace entry through the sandbox's own
-    /// file API. `timeout` bounds the in-container part.
+    /// Brings the sandbox back to a fresh state, without a new container:
+    /// the agent kills every process of the sandbox user (also those that
+    /// left their command's session with `setsid`), then empties
+    /// `/workspace`, `/tmp`, `/dev/shm` and `/dev/mqueue` through
+    /// directory descriptors (names of any bytes) and checks each is
+    /// empty. `timeout` bounds the whole.
     ///
     /// # Errors
-    /// `unavailable` when processes survive, `/tmp` cannot be emptied, the
-    /// time limit passes or the container is gone; the errors of
-    /// [`sandbay_core::Backend::clear`]. A sandbox whose reset failed
-    /// should not be handed to anyone else.
+    /// `unavailable` when something cannot be removed, the time limit
+    /// passes or the agent is gone. A sandbox whose reset failed should
+    /// not be handed to anyone else.
     pub async fn reset(&self, timeout: Duration) -> Result<()> {
-        let out = self
-            .execute(ExecRequest::new(crate::exec::scripts::RESET).timeout(timeout))
-            .await?;
-        if out.timed_out || out.exit_code != Some(0) {
-            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            return Err(Error::Unavailable {
-                message: format!(
-                    "resetting container {} failed (exit {:?}{}): {why}",
-                    self.container,
-                    out.exit_code,
-                    if out.timed_out { ", timed out" } else { "" },
-                ),
-            });
-        }
-        sandbay_core::Backend::clear(self).await?;
-        Ok(())
+        self.exec
+            .agent
+            .clear(&[WORKSPACE, "/tmp", "/dev/shm", "/dev/mqueue"], timeout)
+            .await
+    }
+
+    /// Removes every entry of the workspace, whatever its name (newlines,
+    /// control characters, backslashes, invalid UTF-8), after killing
+    /// every process of the sandbox user, and checks that it is empty. The
+    /// agent does it as the sandbox user through a directory descriptor.
+    ///
+    /// # Errors
+    /// `unavailable` when an entry survives or the agent is gone.
+    pub async fn clear_all(&self) -> Result<()> {
+        self.exec.agent.clear(&[WORKSPACE], FILE_OP_TIMEOUT).await
+    }
+
+    /// Kills every process of the sandbox user (running commands end as
+    /// if cancelled); for the end of a lease.
+    ///
+    /// # Errors
+    /// `unavailable` when the agent is gone.
+    pub async fn kill_all(&self) -> Result<()> {
+        self.exec.agent.kill_all(self.config.api_timeout).await
     }
 
     /// Stops and removes the container, its volume and its workspace.
@@ -395,6 +484,32 @@ impl DockerSandbox {
         tracing::debug!(sandbox = %self.id, "sandbox removed");
         Ok(())
     }
+}
+
+/// Copies the agent binary into the container's agent volume.
+async fn copy_agent(client: &DockerClient, container: &str, agent: &std::path::Path) -> Result<()> {
+    let bytes = tokio::fs::read(agent)
+        .await
+        .map_err(|e| Error::Unavailable {
+            message: format!("cannot read the sandbox agent binary ({})", e.kind()),
+        })?;
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o555);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    let mut archive = tar::Builder::new(Vec::with_capacity(bytes.len() + 4096));
+    archive
+        .append_data(&mut header, "agent", bytes.as_slice())
+        .map_err(|e| Error::Unavailable {
+            message: format!("cannot pack the sandbox agent ({})", e.kind()),
+        })?;
+    let tar = archive.into_inner().map_err(|e| Error::Unavailable {
+        message: format!("cannot pack the sandbox agent ({})", e.kind()),
+    })?;
+    client.upload_archive(container, AGENT_DIR, tar).await?;
+    Ok(())
 }
 
 /// Removes a volume, retrying briefly while the daemon still finishes
@@ -465,6 +580,10 @@ sandbay_core::delegate_backend!(impl Backend for DockerSandbox => files {
             execute: true,
             isolation: Isolation::Container,
             symlinks: true,
+            quota: match &self.files {
+                crate::files::Files::Bind(b) => b.quota(),
+                crate::files::Files::Container(_) => None,
+            },
             ..Capabilities::default()
         }
     }

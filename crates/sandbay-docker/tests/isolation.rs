@@ -129,7 +129,11 @@ async fn two_users_are_isolated() {
         assert_ne!(passwd, host_passwd);
         let out = run(&a, "ls /workspace/.. /; id").await;
         let shown = text(&out.stdout);
-        assert!(shown.contains("uid=10001(sandbox)"), "{shown}");
+        assert!(
+            shown.contains(&format!("uid={}", a.uid())),
+            "the container's own uid: {shown}"
+        );
+        assert_ne!(a.uid(), b.uid(), "{mode:?}: each container has its own uid");
         assert!(
             !shown.contains(&base.path().display().to_string()),
             "{shown}"
@@ -168,9 +172,9 @@ async fn container_settings_are_the_safe_defaults() {
             "--format",
             "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} \
              {{.HostConfig.PidsLimit}} {{.HostConfig.NetworkMode}} {{.HostConfig.ReadonlyRootfs}} \
-             {{.HostConfig.CapDrop}} {{.HostConfig.SecurityOpt}} {{.HostConfig.Init}} {{.Config.User}} \
+             {{.HostConfig.CapDrop}} {{.HostConfig.CapAdd}} {{.HostConfig.SecurityOpt}} {{.HostConfig.Init}} {{.Config.User}} \
              {{index .Config.Labels \"sandbay.managed\"}} {{index .Config.Labels \"sandbay.owner\"}} \
-             {{index .HostConfig.Tmpfs \"/tmp\"}}",
+             {{index .HostConfig.Tmpfs \"/tmp\"}} {{.HostConfig.ShmSize}}",
             sb.container_id(),
         ])
         .output()
@@ -180,19 +184,27 @@ async fn container_settings_are_the_safe_defaults() {
     assert_eq!(
         shown.trim(),
         format!(
-            "536870912 536870912 500000000 128 none true [ALL] [no-new-privileges] true 10001:10001 \
-             true {expected_owner} rw,nosuid,nodev,size=67108864,mode=1777"
+            "536870912 536870912 500000000 128 none true [ALL] [CHOWN KILL SETGID SETUID] \
+             [no-new-privileges] true 0:0 \
+             true {expected_owner} rw,nosuid,nodev,size=67108864,mode=1777 16777216"
         )
     );
-    // and from the inside: no capabilities, the uid, the /tmp cap
+    // and from the inside: no capabilities at all (the agent's are not
+    // passed on), the leased uid, the /tmp cap
     let out = run(
         &sb,
-        "grep CapEff /proc/self/status; id -u; df -k /tmp | tail -1",
+        "grep -E 'Cap(Inh|Prm|Eff|Amb)' /proc/self/status; id -u; df -k /tmp | tail -1",
     )
     .await;
     let inside = text(&out.stdout);
-    assert!(inside.contains("CapEff:\t0000000000000000"), "{inside}");
-    assert!(inside.contains("\n10001\n"), "{inside}");
+    for set in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+        assert!(
+            inside.contains(&format!("{set}:\t0000000000000000")),
+            "{set}: {inside}"
+        );
+    }
+    assert!(sandbay_docker::CONTAINER_UID_RANGE.contains(&sb.uid()));
+    assert!(inside.contains(&format!("\n{}\n", sb.uid())), "{inside}");
     assert!(inside.contains("65536"), "{inside}");
     sb.shutdown().await.unwrap();
 }

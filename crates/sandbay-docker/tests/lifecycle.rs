@@ -103,7 +103,8 @@ fn child_owner() {
                 .with_label(common::TEST_LABEL, label)
                 .with_file_mode(mode)
                 .with_workspace_base(&base)
-                .with_exit_with_owner(exit_with_owner);
+                .with_exit_with_owner(exit_with_owner)
+                .with_agent(common::agent_binary().expect("the gate checked it"));
             let sb = DockerSandbox::create(&client, config).await.unwrap();
             sb.execute(ExecRequest::new("true")).await.unwrap();
             kept.push(sb);

@@ -121,7 +121,11 @@ async fn container_planted_links_are_refused() {
         ))
         .await
         .unwrap();
-    assert_eq!(out.stdout, b"10001\n10001\n", "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!("{0}\n{0}\n", sb.uid()).as_bytes(),
+        "{out:?}"
+    );
     sb.shutdown().await.unwrap();
     // the workspace directory went with the sandbox; the base stays
     let left: Vec<_> = walk(base.path());

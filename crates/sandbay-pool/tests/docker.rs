@@ -301,11 +301,15 @@ async fn two_users_through_one_place_share_nothing() {
         }
         None => None,
     };
+    // the script waited until its setsid, hang-up-immune and stopped
+    // escapees ran; the agent kills them when the command ends
     let ps = sh(&*a, "ps -o stat,args").await;
-    assert!(
-        ps.contains("sleep 601") && ps.contains("sleep 602"),
-        "A's processes run: {ps}"
-    );
+    for leftover in ["sleep 601", "sleep 602", "kill -STOP"] {
+        assert!(
+            !ps.contains(leftover),
+            "A's escapee outlived its command: {ps}"
+        );
+    }
     a.release().await;
     assert!(
         guard.gone(&a_id).await,

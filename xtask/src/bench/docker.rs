@@ -1,5 +1,5 @@
 //! The Docker backend against the real daemon: container lifecycle,
-//! command round trips (runner and fresh exec), file operations in both
+//! command round trips through the agent, file operations in both
 //! file modes, and 8 concurrent users.
 //!
 //! Skipped (with a message) when no daemon or no test image is there:
@@ -77,7 +77,7 @@ async fn lifecycle(client: &DockerClient, mode: FileMode, report: &mut Report) {
     let stats = Stats::from_samples(samples, wall.elapsed());
     let note = format!("{} files; until files and commands work", mode_name(mode));
     report.add(SECTION, mode_name(mode), "create+start", stats, &note);
-    // first command on a fresh sandbox (the runner is the main process)
+    // first command on a fresh sandbox (the agent is the main process)
     let stats = timed(n, |i| {
         let sb = &made[i];
         async move {
@@ -110,32 +110,50 @@ async fn lifecycle(client: &DockerClient, mode: FileMode, report: &mut Report) {
     );
 }
 
-/// Command round trips through the runner and through fresh execs.
+/// Command round trips through the agent: one at a time, and four at once
+/// on one sandbox.
 async fn commands(client: &DockerClient, report: &mut Report) {
-    for (runner, n, subject) in [(true, 300, "runner"), (false, 40, "exec")] {
-        let sb = DockerSandbox::create(client, config(FileMode::Auto).with_runner(runner))
-            .await
-            .expect("create a sandbox");
-        // warm up
-        for _ in 0..3 {
-            sb.execute(ExecRequest::new("true")).await.expect("warm-up");
-        }
-        let stats = timed(n, |_| {
-            let sb = &sb;
-            async move {
-                let out = sb.execute(ExecRequest::new("echo hi")).await.expect("echo");
-                assert_eq!(out.stdout, b"hi\n");
-            }
-        })
-        .await;
-        let note = if runner {
-            "`echo hi`, one long-lived shell per container"
-        } else {
-            "`echo hi`, a fresh docker exec each"
-        };
-        report.add(SECTION, subject, "command round trip", stats, note);
-        sb.shutdown().await.expect("shutdown");
+    let sb = DockerSandbox::create(client, config(FileMode::Auto))
+        .await
+        .expect("create a sandbox");
+    // warm up
+    for _ in 0..3 {
+        sb.execute(ExecRequest::new("true")).await.expect("warm-up");
     }
+    let stats = timed(300, |_| {
+        let sb = &sb;
+        async move {
+            let out = sb.execute(ExecRequest::new("echo hi")).await.expect("echo");
+            assert_eq!(out.stdout, b"hi\n");
+        }
+    })
+    .await;
+    report.add(
+        SECTION,
+        "agent",
+        "command round trip",
+        stats,
+        "`echo hi` through sandbay-agent, one at a time",
+    );
+    let stats = timed(50, |_| {
+        let sb = &sb;
+        async move {
+            let run = || sb.execute(ExecRequest::new("echo hi"));
+            let (a, b, c, d) = tokio::join!(run(), run(), run(), run());
+            for out in [a, b, c, d] {
+                assert_eq!(out.expect("echo").stdout, b"hi\n");
+            }
+        }
+    })
+    .await;
+    report.add(
+        SECTION,
+        "agent",
+        "4 commands at once",
+        stats,
+        "`echo hi` x4 on one sandbox, side by side",
+    );
+    sb.shutdown().await.expect("shutdown");
 }
 
 /// File operations on one sandbox per mode.

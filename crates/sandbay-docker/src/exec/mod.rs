@@ -1,28 +1,20 @@
-//! Running commands in a sandbox container: the long-lived runner, the
-//! fresh-exec fallback, and the choice between them.
+//! Running commands in a sandbox container through its agent
+//! (`sandbay-agent`, the container's main process).
 
-mod marker;
-mod oneshot;
-mod runner;
-pub(crate) mod scripts;
+pub(crate) mod agent;
 
 use std::time::Duration;
 
 use sandbay_core::{Error, ExecOutput, ExecRequest, VPath};
 use tokio::sync::mpsc;
 
-pub(crate) use runner::Runner;
+pub(crate) use agent::Agent;
 
-use crate::client::DockerClient;
 use crate::config::WORKSPACE;
 
 /// The `PATH` commands get.
 const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// Largest stdin sent through the runner (inline, base64, as one argument
-/// of the wrapper: the kernel caps one argument at 128 KiB); larger stdin
-/// is streamed to a fresh exec.
-const RUNNER_STDIN_MAX: usize = 48 * 1024;
-/// Longest command accepted (it is one argument of the wrapper).
+/// Longest command accepted (it is one argument of `sh -c`).
 pub(crate) const MAX_COMMAND_BYTES: usize = 64 * 1024;
 /// Largest environment accepted, names and values together.
 const MAX_ENV_BYTES: usize = 32 * 1024;
@@ -86,21 +78,6 @@ pub(crate) enum Status {
     Other(String),
 }
 
-impl Status {
-    /// Parses the status word of an end marker.
-    pub(crate) fn parse(word: &str) -> Status {
-        match word {
-            "nodir" => Status::NoDir,
-            "nofork" => Status::NoFork,
-            "killed" => Status::TimedOut,
-            w => match w.parse() {
-                Ok(code) => Status::Exit(code),
-                Err(_) => Status::Other(w.into()),
-            },
-        }
-    }
-}
-
 /// What a command produced.
 #[derive(Debug)]
 pub(crate) struct Outcome {
@@ -120,9 +97,34 @@ pub(crate) fn no_fork() -> Error {
     }
 }
 
-/// A fresh random token (32 hex digits).
-pub(crate) fn new_token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+/// Output kept up to a byte cap; what goes beyond is counted, not kept.
+#[derive(Debug, Default)]
+pub(crate) struct Capped {
+    /// The kept bytes.
+    pub(crate) bytes: Vec<u8>,
+    limit: usize,
+    /// Whether bytes were dropped.
+    pub(crate) truncated: bool,
+}
+
+impl Capped {
+    /// An empty buffer keeping at most `limit` bytes.
+    pub(crate) fn new(limit: usize) -> Capped {
+        Capped {
+            bytes: Vec::new(),
+            limit,
+            truncated: false,
+        }
+    }
+
+    /// Appends what fits.
+    pub(crate) fn push(&mut self, data: &[u8]) {
+        let room = self.limit.saturating_sub(self.bytes.len());
+        if data.len() > room {
+            self.truncated = true;
+        }
+        self.bytes.extend_from_slice(&data[..data.len().min(room)]);
+    }
 }
 
 /// The environment every command starts from.
@@ -202,33 +204,16 @@ pub(crate) fn prepare(request: ExecRequest, output_limit: usize) -> Result<Comma
     })
 }
 
-/// Runs commands in one container: through the runner when it is idle,
-/// through a fresh exec otherwise.
+/// Runs commands in one container through its agent.
 #[derive(Debug)]
 pub(crate) struct Executor {
-    pub(crate) client: DockerClient,
-    pub(crate) container: String,
-    pub(crate) user: String,
-    pub(crate) runner: Option<Runner>,
-    pub(crate) use_runner: bool,
+    pub(crate) agent: Agent,
 }
 
 impl Executor {
     /// Runs a prepared command.
     pub(crate) async fn run(&self, command: Command) -> Result<Outcome, Error> {
-        if let Some(runner) = &self.runner {
-            if !runner.is_alive() {
-                return Err(Error::Unavailable {
-                    message: "the sandbox container has stopped".into(),
-                });
-            }
-            if self.use_runner && command.stdin.len() <= RUNNER_STDIN_MAX {
-                if let Some(permit) = runner.try_claim() {
-                    return runner.run(permit, command).await;
-                }
-            }
-        }
-        oneshot::run(&self.client, &self.container, &self.user, command).await
+        self.agent.run(command).await
     }
 
     /// Runs a user's request and shapes the result.
@@ -294,11 +279,11 @@ mod tests {
     }
 
     #[test]
-    fn statuses() {
-        assert_eq!(Status::parse("0"), Status::Exit(0));
-        assert_eq!(Status::parse("137"), Status::Exit(137));
-        assert_eq!(Status::parse("nodir"), Status::NoDir);
-        assert_eq!(Status::parse("killed"), Status::TimedOut);
-        assert_eq!(Status::parse("zz"), Status::Other("zz".into()));
+    fn capped_keeps_the_head() {
+        let mut c = Capped::new(4);
+        c.push(b"ab");
+        c.push(b"cdef");
+        assert_eq!(c.bytes, b"abcd");
+        assert!(c.truncated);
     }
 }

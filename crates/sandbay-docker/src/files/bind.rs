@@ -23,21 +23,41 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 use sandbay_core::{Backend, DiskQuota, Error, Result};
 use sandbay_fs::{FsBackend, FsConfig, FsProvider, Quota};
 
-/// The runtime whose threads act as `uid:gid` on the filesystem.
-fn runtime_for(uid: u32, gid: u32) -> Result<tokio::runtime::Handle> {
-    static RUNTIMES: OnceLock<Mutex<HashMap<(u32, u32), tokio::runtime::Runtime>>> =
-        OnceLock::new();
+/// A runtime whose threads act as one `uid:gid` on the filesystem; shut
+/// down (in the background, so it may go from async code) when the last
+/// workspace of that identity goes.
+struct FsRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for FsRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+type Runtimes = Mutex<HashMap<(u32, u32), Weak<FsRuntime>>>;
+
+/// The runtime whose threads act as `uid:gid` on the filesystem, shared by
+/// every live workspace of that identity (each container has a uid of
+/// its own, so runtimes come and go with them).
+fn runtime_for(uid: u32, gid: u32) -> Result<(Arc<FsRuntime>, tokio::runtime::Handle)> {
+    static RUNTIMES: OnceLock<Runtimes> = OnceLock::new();
     let map = RUNTIMES.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(rt) = map.get(&(uid, gid)) {
-        return Ok(rt.handle().clone());
+    map.retain(|_, w| w.strong_count() > 0);
+    if let Some(rt) = map.get(&(uid, gid)).and_then(Weak::upgrade) {
+        let handle = rt.0.as_ref().map(|r| r.handle().clone());
+        if let Some(h) = handle {
+            return Ok((rt, h));
+        }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -53,8 +73,9 @@ fn runtime_for(uid: u32, gid: u32) -> Result<tokio::runtime::Handle> {
             message: format!("cannot start the file threads ({})", e.kind()),
         })?;
     let handle = rt.handle().clone();
-    map.insert((uid, gid), rt);
-    Ok(handle)
+    let rt = Arc::new(FsRuntime(Some(rt)));
+    map.insert((uid, gid), Arc::downgrade(&rt));
+    Ok((rt, handle))
 }
 
 /// Whether this process can act as `uid` on the filesystem (it is root,
@@ -68,6 +89,7 @@ pub(crate) fn can_act_as(uid: u32) -> bool {
 pub(crate) struct BindFiles {
     fs: FsBackend,
     runtime: tokio::runtime::Handle,
+    _threads: Arc<FsRuntime>,
     provider: FsProvider,
     owner: String,
     session: String,
@@ -82,19 +104,8 @@ impl std::fmt::Debug for BindFiles {
 }
 
 impl BindFiles {
-    /// Makes `base/<owner>/<session>`, owned by `uid:gid` with mode 0700,
-    /// without a disk quota.
-    pub(crate) async fn create(
-        base: &Path,
-        owner: &str,
-        session: &str,
-        uid: u32,
-        gid: u32,
-    ) -> Result<BindFiles> {
-        Self::create_with_quota(base, owner, session, uid, gid, None).await
-    }
-
-    /// As [`BindFiles::create`], with a disk quota: on a root host the
+    /// Makes `base/<owner>/<session>`, owned by `uid:gid` with mode 0700.
+    /// With a disk quota, on a root host the
     /// workspace is `base/<owner>/<session>.mnt/workspace` inside a
     /// loop-mounted image of the quota's size (see [`sandbay_fs::Quota`]),
     /// elsewhere only the host-side file operations count bytes
@@ -128,9 +139,11 @@ impl BindFiles {
                 message: "cannot give the workspace directory to the sandbox user".into(),
             });
         }
+        let (threads, runtime) = runtime_for(uid, gid)?;
         Ok(BindFiles {
             fs,
-            runtime: runtime_for(uid, gid)?,
+            runtime,
+            _threads: threads,
             provider,
             owner: owner.into(),
             session: session.into(),

@@ -1,6 +1,6 @@
 //! File operations inside the container (the workspace is a Docker
 //! volume): each operation is one script run through the executor, so a
-//! file operation costs about as much as a command on the runner.
+//! file operation costs about as much as a command through the agent.
 //!
 //! Reads stream through a channel into the shared windowing and grep code
 //! of `sandbay-core`, so memory stays bounded and results are the same
@@ -142,6 +142,18 @@ fn read_many<R: BufRead>(
 }
 
 impl ContainerFiles {
+    /// Empties the workspace through the agent (every name, as the
+    /// sandbox user), and checks it is empty.
+    pub(crate) async fn clear_all(&self) -> Result<()> {
+        self.exec
+            .agent
+            .clear(
+                &[crate::config::WORKSPACE],
+                std::time::Duration::from_secs(120),
+            )
+            .await
+    }
+
     pub(crate) fn new(
         exec: Arc<Executor>,
         limits: Limits,

@@ -125,28 +125,18 @@ impl Files {
         }
     }
 
-    /// Removes every workspace entry: on the host through the fs
-    /// backend's handle walk, in a container by listing and deleting.
+    /// Removes every workspace entry, whatever its name: on the host
+    /// through the fs backend's raw handle walk; in a container through
+    /// the agent, which removes the entries as the sandbox user through
+    /// directory descriptors and checks the workspace is empty. In a
+    /// container the count is of the entries a listing showed before.
     pub(crate) async fn clear(&self) -> Result<usize> {
         match self {
             Files::Bind(b) => b.call(|fs| async move { fs.clear().await }).await,
-            Files::Container(_) => {
-                let root = VPath::root();
-                let entries = self.ls(&root).await?;
-                for entry in &entries {
-                    match self.delete(&entry.path).await {
-                        Ok(()) | Err(sandbay_core::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                let left = self.ls(&root).await?;
-                if let Some(first) = left.first() {
-                    return Err(sandbay_core::Error::PermissionDenied {
-                        path: first.path.clone(),
-                        reason: format!("{} entries could not be removed", left.len()),
-                    });
-                }
-                Ok(entries.len())
+            Files::Container(c) => {
+                let shown = self.ls(&VPath::root()).await.map_or(0, |e| e.len());
+                c.clear_all().await?;
+                Ok(shown)
             }
         }
     }

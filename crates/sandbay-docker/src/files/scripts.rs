@@ -203,11 +203,44 @@ pub(crate) fn script(op: &str, args: &[&str]) -> String {
     s.push_str("set --");
     for a in args {
         s.push(' ');
-        s.push_str(&crate::exec::scripts::quote(a));
+        s.push_str(&quote(a));
     }
     s.push('\n');
     s.push_str(LIB);
     s.push_str(op);
     s.push('\n');
     s
+}
+
+/// Quotes a string for `sh`: the result is one word with exactly this
+/// content, whatever characters it has.
+///
+/// ```text
+/// it's  ->  'it'\''s'
+/// ```
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        if c == '\'' {
+            out.push_str(r"'\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("$x `y` \\ \n"), "'$x `y` \\ \n'");
+    }
 }

@@ -104,6 +104,40 @@ impl Drop for Proxy {
     }
 }
 
+/// The static agent build: `$SANDBAY_AGENT`, else the workspace's
+/// `target/x86_64-unknown-linux-gnu/release/sandbay-agent` (what
+/// `cargo xtask test` builds first).
+pub fn agent_binary() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("SANDBAY_AGENT").filter(|p| !p.is_empty()) {
+        return Some(p.into());
+    }
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/x86_64-unknown-linux-gnu/release/sandbay-agent");
+    p.is_file().then_some(p)
+}
+
+/// The static `probe` helper built with the agent (its `examples/probe`).
+pub fn probe_binary() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("SANDBAY_PROBE").filter(|p| !p.is_empty()) {
+        return Some(p.into());
+    }
+    let p = agent_binary()?.parent()?.join("examples/probe");
+    p.is_file().then_some(p)
+}
+
+/// The probe helper, or says why not (skipped locally, fails under CI).
+pub fn require_probe() -> Option<std::path::PathBuf> {
+    let p = probe_binary();
+    if p.is_none() {
+        assert!(
+            !in_ci(),
+            "CI=true but the probe helper is missing; cargo xtask test builds it"
+        );
+        eprintln!("skipped: no probe helper (build it with cargo xtask agent)");
+    }
+    p
+}
+
 /// Connects to the daemon and checks the test image, or says why not.
 ///
 /// Under `CI=true` a missing daemon or image fails the test; locally the
@@ -127,6 +161,14 @@ pub async fn docker() -> Option<DockerClient> {
             "CI=true but the test image is missing ({e}); run `cargo xtask docker-image`"
         );
         eprintln!("skipped: no test image ({e}); run `cargo xtask docker-image`");
+        return None;
+    }
+    if agent_binary().is_none() {
+        assert!(
+            !ci,
+            "CI=true but the sandbox agent is not built; `cargo xtask test` builds it"
+        );
+        eprintln!("skipped: no sandbay-agent build (run `cargo xtask agent` or set SANDBAY_AGENT)");
         return None;
     }
     Some(client)
@@ -161,11 +203,15 @@ impl Guard {
         }
     }
 
-    /// The default config with this test's label.
+    /// The default config with this test's label and the agent build.
     pub fn config(&self) -> DockerConfig {
-        DockerConfig::default()
+        let c = DockerConfig::default()
             .with_label(TEST_LABEL, &self.value)
-            .with_owner(format!("test-{}", self.value))
+            .with_owner(format!("test-{}", self.value));
+        match agent_binary() {
+            Some(a) => c.with_agent(a),
+            None => c,
+        }
     }
 
     /// Reap options matching only this test's objects, whoever owns them.
@@ -256,9 +302,10 @@ pub async fn fixture(
         .with_file_mode(mode)
         .with_workspace_base(base.path());
     if served_root {
-        // The attack suite plants its scene as this (root) process; with
-        // the sandbox user being the same uid, file permissions stay out of
-        // the way and every check is about the capability jail itself.
+        // The attack suite plants its scene as this process; with the
+        // sandbox user being the same uid, file permissions stay out of
+        // the way and every check is about the host-side capability jail
+        // (no command runs in these cases).
         // `container_planted_links_are_refused` covers the default user.
         config = config.with_user(format!(
             "{}:{}",
