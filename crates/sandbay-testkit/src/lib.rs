@@ -14,6 +14,9 @@
 //!   runs (`ps`, `rm -rf /tmp/*`, a fork bomb, a memory hog, network and
 //!   file probes) must not reach B or the host;
 //!   [`isolation_tests!`] makes the tests.
+//! * [`skip`]: honest skips; the one place that reads `CI`.
+//! * [`docker`]: the run-time Docker gate (daemon and image) of the
+//!   Docker suites.
 //!
 //! # Example
 //!
@@ -52,9 +55,11 @@
 
 pub mod attack;
 pub mod conformance;
+pub mod docker;
 mod fixture;
 pub mod isolation;
 pub mod model;
+pub mod skip;
 
 pub use fixture::Fixture;
 

@@ -9,29 +9,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Whether the tests run in CI (`CI=true` or `CI=1`), where nothing may be
-/// skipped.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// `true` when `requirement` holds. Otherwise prints `skipped: <reason>`
-/// and returns `false`, or, in CI, panics: a missing host feature fails
-/// there instead of passing silently.
-///
-/// # Panics
-/// In CI, when the requirement does not hold.
-pub fn require<E: std::fmt::Display>(requirement: Result<(), E>) -> bool {
-    match requirement {
-        Ok(()) => true,
-        Err(reason) => {
-            assert!(!in_ci(), "required in CI but unavailable: {reason}");
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
-}
-
 /// Digits unique to this call in this process (pid, time, counter).
 pub fn unique() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -25,8 +25,9 @@
 //!
 //! The optional `requires` expression (a `Result<(), impl Display>`) is
 //! checked first in every test: when it fails the test prints
-//! `skipped: <reason>` and passes, except in CI (`CI=true`), where it
-//! fails ([`require`]).
+//! `skipped: <reason>` and returns (counted as skipped by `cargo xtask
+//! test`), except under CI (`CI=true` or `1`), where it fails
+//! ([`require`]).
 
 mod host;
 
@@ -34,7 +35,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-pub use host::{in_ci, procs_with, require, rss_kib, sleep_marker, unique, wait_gone, wait_until};
+pub use crate::skip::{in_ci, require};
+pub use host::{procs_with, rss_kib, sleep_marker, unique, wait_gone, wait_until};
 use sandbay_core::{ExecOutput, ExecRequest, Sandbox};
 
 use crate::Fixture;
@@ -352,7 +354,7 @@ macro_rules! isolation_tests {
             #[test]
             fn $name() {
                 $crate::block_on(async {
-                    if !$crate::isolation::require($requires) {
+                    if !$crate::skip::require($requires) {
                         return;
                     }
                     let a: $crate::Fixture = ($factory).await;
