@@ -222,10 +222,11 @@ impl Executor {
                     message: "the sandbox container has stopped".into(),
                 });
             }
-            if self.use_runner && command.stdin.len() <= RUNNER_STDIN_MAX {
-                if let Some(permit) = runner.try_claim() {
-                    return runner.run(permit, command).await;
-                }
+            if self.use_runner
+                && command.stdin.len() <= RUNNER_STDIN_MAX
+                && let Some(permit) = runner.try_claim()
+            {
+                return runner.run(permit, command).await;
             }
         }
         oneshot::run(&self.client, &self.container, &self.user, command).await
