@@ -1,7 +1,7 @@
 //! Project automation for sandbay.
 //!
 //! ```text
-//! cargo xtask test          fmt check, clippy -D warnings, every test suite; ends with "N passed, N failed, N skipped"
+//! cargo xtask test          fmt check, clippy -D warnings, every test suite, cargo package; ends with "N passed, N failed, N skipped"
 //! cargo xtask ci            `test` plus `cargo doc` with warnings denied
 //! cargo xtask bench         benchmarks -> target/bench/report.{json,md}
 //! cargo xtask docker-image  build the local test image sandbay/busybox:test

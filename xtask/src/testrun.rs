@@ -415,6 +415,25 @@ fn feature_checks(tally: &mut Tally) {
     }
 }
 
+/// `cargo package` of every published crate, verification builds
+/// included: each `.crate` builds on its own from what it ships, against
+/// the other crates as packaged (`--allow-dirty`: a working tree with
+/// changes packages them as they are).
+fn package(tally: &mut Tally) {
+    banner("cargo package --workspace (verified)");
+    let mut cmd = cargo();
+    cmd.args([
+        "package",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--exclude",
+        "sandbay-tests",
+        "--allow-dirty",
+    ]);
+    tally.check("cargo package", status(cmd));
+}
+
 /// Runs the plan and prints the closing line.
 pub(crate) fn run(plan: Plan) -> ExitCode {
     let started = Instant::now();
@@ -463,11 +482,17 @@ pub(crate) fn run(plan: Plan) -> ExitCode {
             ]
             .map(String::from),
         );
+        banner("cargo test: the README's examples (sandbay --features full --doc)");
+        cargo_test(
+            &mut tally,
+            &["-p", "sandbay", "--features", "full", "--doc"].map(String::from),
+        );
         script_suite(
             &mut tally,
             "mcp-client",
             &workspace_root().join("tests/mcp/run.sh"),
         );
+        package(&mut tally);
     }
     println!("\n==> done in {:.0}s", started.elapsed().as_secs_f64());
     if !tally.failures.is_empty() {
