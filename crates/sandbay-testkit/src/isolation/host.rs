@@ -36,11 +36,13 @@ fn status_field(dir: &Path, field: &str) -> Option<String> {
 
 /// Host pids of live (not zombie) processes whose command line is exactly
 /// `sleep <marker>`, in any PID namespace or container of this kernel.
+///
+/// # Panics
+/// When `/proc` cannot be read.
 pub fn procs_with(marker: &str) -> Vec<i32> {
     let argv = format!("sleep\0{marker}\0");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
+    // an unreadable /proc would make every "nothing survived" check pass
+    let entries = std::fs::read_dir("/proc").expect("the host's /proc must be readable");
     entries
         .flatten()
         .filter_map(|e| {
@@ -75,15 +77,18 @@ pub async fn wait_gone(within: Duration, marker: &str) -> Vec<i32> {
     procs_with(marker)
 }
 
-/// Resident memory of this process in KiB (0 if unknown).
+/// Resident memory of this process in KiB.
+///
+/// # Panics
+/// When `/proc/self/status` cannot be read or has no `VmRSS` line: a
+/// memory check must not pass on an unknown figure.
 pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    let status =
+        std::fs::read_to_string("/proc/self/status").expect("/proc/self/status must be readable");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("a VmRSS line in /proc/self/status")
 }

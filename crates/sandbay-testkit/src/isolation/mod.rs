@@ -221,14 +221,17 @@ pub async fn fork_bomb_in_a_is_capped_while_b_answers(a: &Fixture, b: &Fixture) 
     assert!(left.is_empty(), "{} bomb processes survived", left.len());
 }
 
-/// A memory hog in A (1.5 GiB at most) is stopped, and A and B work
-/// afterwards.
+/// A memory hog in A (1.5 GiB at most) is stopped for memory (an OOM
+/// kill or an allocation refused), and A and B work afterwards.
 pub async fn memory_hog_in_a_is_stopped(a: &Fixture, b: &Fixture) {
     let _heavy = HEAVY.lock().await;
     let full = 1_572_864_000u64;
+    // `tail` holds the last 1.5 GiB in memory; its own exit status says
+    // why it stopped (137: SIGKILL, the memory cgroup's OOM kill; else an
+    // error naming memory: ENOMEM under the address-space limit)
     let o = run(
         a,
-        &format!("head -c 1610612736 /dev/zero | tail -c {full} | wc -c"),
+        &format!("head -c 1610612736 /dev/zero | {{ tail -c {full}; echo tail=$? >&2; }} | wc -c"),
         Duration::from_secs(60),
     )
     .await;
@@ -240,6 +243,13 @@ pub async fn memory_hog_in_a_is_stopped(a: &Fixture, b: &Fixture) {
     assert!(
         !o.timed_out,
         "the hog was not stopped, only timed out: {o:?}"
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    let oom_killed = err.contains("tail=137") || o.exit_code.is_none() || o.exit_code == Some(137);
+    let enomem = err.contains("memory") && !err.contains("tail=0");
+    assert!(
+        oom_killed || enomem,
+        "the hog stopped, but not for memory (no OOM kill, no ENOMEM): {o:?}"
     );
     assert_eq!(out(&run(a, "echo alive", T).await), "alive\n");
     assert_eq!(out(&run(b, "echo alive", T).await), "alive\n");
