@@ -38,7 +38,7 @@ docker=()
 if [[ "${CI:-}" == "true" || "${CI:-}" == "1" ]] || docker info >/dev/null 2>&1; then
     docker=(--docker)
 else
-    echo "mcp: no Docker daemon answers: the docker backend is skipped" >&2
+    echo "skipped: no Docker daemon answers: the MCP round trip on the docker backend"
 fi
 
 status=0

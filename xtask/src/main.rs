@@ -1,7 +1,7 @@
 //! Project automation for sandbay.
 //!
 //! ```text
-//! cargo xtask test          fmt check, clippy -D warnings, every test suite; ends with "N passed, N failed"
+//! cargo xtask test          fmt check, clippy -D warnings, every test suite, cargo package; ends with "N passed, N failed, N skipped"
 //! cargo xtask ci            `test` plus `cargo doc` with warnings denied
 //! cargo xtask bench         benchmarks -> target/bench/report.{json,md}
 //! cargo xtask docker-image  build the local test image sandbay/busybox:test
@@ -22,7 +22,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: cargo xtask <command>\n\n\
          commands:\n  \
-         test          fmt check, clippy, every test suite; prints `N passed, N failed`\n  \
+         test          fmt check, clippy, every test suite; prints `N passed, N failed, N skipped`\n  \
          ci            test + rustdoc with warnings denied\n  \
          bench         run benchmarks, write target/bench/report.json and report.md\n  \
          docker-image  build the test image sandbay/busybox:test (idempotent)\n  \

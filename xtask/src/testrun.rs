@@ -1,6 +1,16 @@
 //! `cargo xtask test` and `cargo xtask ci`: every check in one run, one
-//! closing line `N passed, N failed` (`, N skipped` when tests were ignored).
+//! closing line `N passed, N failed, N skipped`.
+//!
+//! A skip is counted as a skip. A test that lacks a capability prints
+//! `skipped: <reason>` (through `sandbay_testkit::skip`) and returns, which
+//! libtest reports as passed; the tests run with `--show-output`, so the
+//! captured output of every passed test is read here, and a test with such
+//! a line counts as skipped, not passed. Ignored tests count as skipped
+//! too. The skips are listed by reason before the closing line. Under CI
+//! (`CI` = `true` or `1`) the skip helpers fail instead, and any skip line
+//! that still reaches this runner fails the run.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -47,6 +57,10 @@ struct Tally {
     failed: u64,
     skipped: u64,
     failures: Vec<String>,
+    /// Skipped tests by reason (capability skips and ignored tests).
+    skips: BTreeMap<String, Vec<String>>,
+    /// How many of the skips were capability skips (not `#[ignore]`).
+    capability_skips: u64,
 }
 
 impl Tally {
@@ -58,7 +72,120 @@ impl Tally {
             self.failures.push(name.to_string());
         }
     }
+
+    fn skip(&mut self, reason: &str, what: &str) {
+        self.skipped += 1;
+        self.skips
+            .entry(reason.to_string())
+            .or_default()
+            .push(what.to_string());
+    }
 }
+
+/// Where the reader is in libtest's `--show-output` report of one binary.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// Test lines (`test x ... ok`).
+    #[default]
+    Tests,
+    /// The captured output of passed tests (`---- name stdout ----` blocks).
+    SuccessOutput,
+    /// The list of passed tests.
+    SuccessList,
+    /// The failures' sections.
+    Failures,
+}
+
+/// Reads libtest's output of one test binary after another.
+#[derive(Debug, Default)]
+struct Libtest {
+    section: Section,
+    current: Option<String>,
+    /// Passed tests that printed a skip line, with the first reason.
+    skipped: BTreeMap<String, String>,
+    /// Ignored tests with their reason.
+    ignored: Vec<(String, String)>,
+}
+
+impl Libtest {
+    /// Takes one line; returns whether to echo it (the output of passed
+    /// tests is read, not shown).
+    fn line(&mut self, tally: &mut Tally, line: &str) -> bool {
+        if let Some((p, f, i)) = parse_result_line(line) {
+            let skipped = std::mem::take(&mut self.skipped);
+            let ignored = std::mem::take(&mut self.ignored);
+            let capability = skipped.len() as u64;
+            tally.passed += p.saturating_sub(capability);
+            tally.failed += f;
+            tally.capability_skips += capability;
+            for (test, reason) in &skipped {
+                tally.skip(reason, test);
+            }
+            for (test, reason) in &ignored {
+                tally.skip(&format!("ignored: {reason}"), test);
+            }
+            // ignored tests libtest counted but whose line was not read
+            for _ in (ignored.len() as u64)..i {
+                tally.skip("ignored", "?");
+            }
+            *self = Libtest::default();
+            return true;
+        }
+        if (line.starts_with("running ") && line.ends_with(" tests")) || line == "running 1 test" {
+            *self = Libtest::default();
+            return true;
+        }
+        if line == "successes:" {
+            self.section = match self.section {
+                Section::Tests => Section::SuccessOutput,
+                _ => Section::SuccessList,
+            };
+            return false;
+        }
+        if line == "failures:" {
+            self.section = Section::Failures;
+            return true;
+        }
+        match self.section {
+            Section::Tests => {
+                if let Some(name) = line
+                    .strip_prefix("test ")
+                    .and_then(|l| l.strip_suffix(" ... FAILED"))
+                {
+                    tally.failures.push(name.to_string());
+                }
+                if let Some((name, rest)) = line
+                    .strip_prefix("test ")
+                    .and_then(|l| l.split_once(" ... ignored"))
+                {
+                    let reason = rest.strip_prefix(", ").unwrap_or("no reason given");
+                    self.ignored.push((name.to_string(), reason.to_string()));
+                }
+                true
+            }
+            Section::SuccessOutput => {
+                if let Some(name) = line
+                    .strip_prefix("---- ")
+                    .and_then(|l| l.strip_suffix(" stdout ----"))
+                {
+                    self.current = Some(name.to_string());
+                } else if let (Some(test), Some(reason)) = (
+                    self.current.as_ref(),
+                    line.trim_start().strip_prefix(SKIP_PREFIX),
+                ) {
+                    self.skipped
+                        .entry(test.clone())
+                        .or_insert_with(|| reason.trim().to_string());
+                }
+                false
+            }
+            Section::SuccessList => false,
+            Section::Failures => true,
+        }
+    }
+}
+
+use sandbay_testkit::skip::{SKIP_PREFIX, in_ci};
 
 pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -108,17 +235,24 @@ fn parse_result_line(line: &str) -> Option<(u64, u64, u64)> {
     Some((passed?, failed?, ignored))
 }
 
-/// Runs `cargo test`, streaming its output and adding its counts.
+/// Runs `cargo test` with `--show-output`, streaming its output (without
+/// the captured output of passed tests) and adding its counts.
 fn cargo_test(tally: &mut Tally, extra: &[String]) {
     let mut cmd = cargo();
     cmd.args(["test", "--no-fail-fast"]);
-    if !extra
+    let (cargo_args, test_args) = match extra.iter().position(|a| a == "--") {
+        Some(i) => (&extra[..i], &extra[i + 1..]),
+        None => (extra, &[][..]),
+    };
+    if !cargo_args
         .iter()
         .any(|a| a == "-p" || a.starts_with("--package"))
     {
         cmd.arg("--workspace");
     }
-    cmd.args(extra);
+    cmd.args(cargo_args);
+    cmd.args(["--", "--show-output"]);
+    cmd.args(test_args);
     cmd.stdout(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -130,18 +264,10 @@ fn cargo_test(tally: &mut Tally, extra: &[String]) {
     };
     let stdout = child.stdout.take().expect("piped stdout");
     let failed_before = tally.failed;
+    let mut reader = Libtest::default();
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        println!("{line}");
-        if let Some((p, f, i)) = parse_result_line(&line) {
-            tally.passed += p;
-            tally.failed += f;
-            tally.skipped += i;
-        }
-        if let Some(name) = line
-            .strip_prefix("test ")
-            .and_then(|l| l.strip_suffix(" ... FAILED"))
-        {
-            tally.failures.push(name.to_string());
+        if reader.line(tally, &line) {
+            println!("{line}");
         }
     }
     let ok = child.wait().map(|s| s.success()).unwrap_or(false);
@@ -172,6 +298,10 @@ fn script_suite(tally: &mut Tally, name: &str, script: &Path) {
     let mut counted = false;
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         println!("{line}");
+        if let Some(reason) = line.strip_prefix(SKIP_PREFIX) {
+            tally.capability_skips += 1;
+            tally.skip(reason.trim(), name);
+        }
         if let Some((p, f)) = parse_plain_line(&line) {
             tally.passed += p;
             tally.failed += f;
@@ -218,13 +348,14 @@ fn deny_check(tally: &mut Tally) {
         .status()
         .is_ok_and(|s| s.success());
     if !installed {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        if ci {
-            println!("cargo-deny is not installed (CI=true): `cargo install --locked cargo-deny`");
+        let reason = "cargo-deny is not installed (`cargo install --locked cargo-deny`)";
+        if in_ci() {
+            println!("{reason}, under CI");
             tally.check("cargo deny", false);
         } else {
-            println!("skipped: cargo-deny is not installed (`cargo install --locked cargo-deny`)");
-            tally.skipped += 1;
+            println!("{SKIP_PREFIX}{reason}");
+            tally.capability_skips += 1;
+            tally.skip(reason, "cargo deny");
         }
         return;
     }
@@ -284,6 +415,25 @@ fn feature_checks(tally: &mut Tally) {
     }
 }
 
+/// `cargo package` of every published crate, verification builds
+/// included: each `.crate` builds on its own from what it ships, against
+/// the other crates as packaged (`--allow-dirty`: a working tree with
+/// changes packages them as they are).
+fn package(tally: &mut Tally) {
+    banner("cargo package --workspace (verified)");
+    let mut cmd = cargo();
+    cmd.args([
+        "package",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--exclude",
+        "sandbay-tests",
+        "--allow-dirty",
+    ]);
+    tally.check("cargo package", status(cmd));
+}
+
 /// Runs the plan and prints the closing line.
 pub(crate) fn run(plan: Plan) -> ExitCode {
     let started = Instant::now();
@@ -332,11 +482,17 @@ pub(crate) fn run(plan: Plan) -> ExitCode {
             ]
             .map(String::from),
         );
+        banner("cargo test: the README's examples (sandbay --features full --doc)");
+        cargo_test(
+            &mut tally,
+            &["-p", "sandbay", "--features", "full", "--doc"].map(String::from),
+        );
         script_suite(
             &mut tally,
             "mcp-client",
             &workspace_root().join("tests/mcp/run.sh"),
         );
+        package(&mut tally);
     }
     println!("\n==> done in {:.0}s", started.elapsed().as_secs_f64());
     if !tally.failures.is_empty() {
@@ -345,14 +501,33 @@ pub(crate) fn run(plan: Plan) -> ExitCode {
             println!("    {f}");
         }
     }
-    if tally.skipped > 0 {
-        println!(
-            "{} passed, {} failed, {} skipped",
-            tally.passed, tally.failed, tally.skipped
+    if in_ci() && tally.capability_skips > 0 {
+        // the skip helpers fail under CI: a skip line here escaped them
+        tally.check(
+            &format!(
+                "{} capability skips under CI (nothing may be skipped there)",
+                tally.capability_skips
+            ),
+            false,
         );
-    } else {
-        println!("{} passed, {} failed", tally.passed, tally.failed);
     }
+    if !tally.skips.is_empty() {
+        println!("skipped, by reason:");
+        for (reason, tests) in &tally.skips {
+            let shown: Vec<&str> = tests.iter().take(3).map(String::as_str).collect();
+            let more = if tests.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            };
+            println!("    {} x {reason}", tests.len());
+            println!("        {}{more}", shown.join(", "));
+        }
+    }
+    println!(
+        "{} passed, {} failed, {} skipped",
+        tally.passed, tally.failed, tally.skipped
+    );
     if tally.failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -388,6 +563,71 @@ mod tests {
             Some((25, 1, 0))
         );
         assert_eq!(parse_result_line("running 3 tests"), None);
+    }
+
+    /// A `--show-output` report with a passed test, a skipped one, an
+    /// ignored one and a failure.
+    const REPORT: &str = "
+running 5 tests
+test a ... ok
+test b ... ok
+test c ... ignored, the backend does not declare the execute capability
+test e ... ok
+test d ... FAILED
+
+successes:
+
+---- b stdout ----
+note: something
+skipped: no Docker daemon at unix:///x (refused)
+
+---- e stdout ----
+skipped: no Docker daemon at unix:///x (refused)
+skipped: a second reason
+
+
+successes:
+    a
+    b
+    e
+
+failures:
+
+---- d stdout ----
+skipped: printed by a test that then failed
+thread 'd' panicked
+
+failures:
+    d
+
+test result: FAILED. 3 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s
+";
+
+    #[test]
+    fn skip_lines_make_skips_not_passes() {
+        let mut tally = Tally::default();
+        let mut reader = Libtest::default();
+        let shown: Vec<&str> = REPORT
+            .lines()
+            .filter(|l| reader.line(&mut tally, l))
+            .collect();
+        assert_eq!(
+            (tally.passed, tally.failed, tally.skipped),
+            (1, 1, 3),
+            "{tally:?}"
+        );
+        assert_eq!(tally.capability_skips, 2);
+        assert_eq!(tally.failures, ["d"]);
+        assert_eq!(
+            tally.skips["no Docker daemon at unix:///x (refused)"],
+            ["b", "e"]
+        );
+        assert_eq!(
+            tally.skips["ignored: the backend does not declare the execute capability"],
+            ["c"]
+        );
+        assert!(!shown.iter().any(|l| l.contains("note: something")));
+        assert!(shown.iter().any(|l| l.contains("thread 'd' panicked")));
     }
 
     #[test]

@@ -80,7 +80,6 @@ async fn sandbox(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn commands_cannot_reach_the_agent() {
     let client = require_docker!();
     let Some(probe) = common::require_probe() else {
@@ -161,7 +160,6 @@ async fn commands_cannot_reach_the_agent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn forged_frames_and_markers_stay_output() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "agent-forge");
@@ -234,7 +232,6 @@ async fn forged_frames_and_markers_stay_output() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn escapees_die_with_their_command_and_running_commands_are_spared() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "agent-escape");
@@ -274,7 +271,6 @@ async fn escapees_die_with_their_command_and_running_commands_are_spared() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn a_dead_agent_is_unavailable_never_a_result() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "agent-dead");
@@ -313,7 +309,6 @@ async fn a_dead_agent_is_unavailable_never_a_result() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn dev_shm_is_capped() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "agent-shm");
@@ -335,7 +330,6 @@ async fn dev_shm_is_capped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn clear_removes_names_of_any_bytes() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "agent-clear");
@@ -423,7 +417,6 @@ async fn take_while_held(a: &DockerSandbox, b: &DockerSandbox, kind: &str) -> (u
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn per_uid_budgets_are_per_container() {
     let client = require_docker!();
     let Some(probe) = common::require_probe() else {

@@ -6,4 +6,7 @@ mod common;
 
 use sandbay_docker::FileMode;
 
-sandbay_testkit::attack_tests!(common::fixture(FileMode::Bind, true));
+sandbay_testkit::attack_tests!(
+    common::fixture(FileMode::Bind, true),
+    requires = common::ready(),
+);

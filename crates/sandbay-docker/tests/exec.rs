@@ -9,7 +9,6 @@ use sandbay_core::{ExecRequest, Sandbox, VPath};
 use sandbay_docker::DockerSandbox;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn runs_commands_with_output_and_exit_codes() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-basic");
@@ -56,7 +55,6 @@ async fn runs_commands_with_output_and_exit_codes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn timeout_kills_the_tree_and_keeps_partial_output() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-timeout");
@@ -92,7 +90,6 @@ async fn timeout_kills_the_tree_and_keeps_partial_output() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn output_is_capped_while_streaming() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-flood");
@@ -120,7 +117,6 @@ async fn output_is_capped_while_streaming() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn concurrent_commands_on_one_sandbox() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-concurrent");
@@ -149,7 +145,6 @@ async fn concurrent_commands_on_one_sandbox() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn dropping_the_future_kills_the_command() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-drop");
@@ -173,7 +168,6 @@ async fn dropping_the_future_kills_the_command() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn environment_is_scrubbed_and_the_same_on_both_paths() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-env");
@@ -200,7 +194,6 @@ async fn environment_is_scrubbed_and_the_same_on_both_paths() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn workspace_size_cap_in_container_mode() {
     use sandbay_core::{Backend, BackendExt};
     let client = require_docker!();

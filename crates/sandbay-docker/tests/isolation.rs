@@ -43,7 +43,6 @@ async fn two_users(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn two_users_are_isolated() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "isolation");
@@ -159,7 +158,6 @@ async fn two_users_are_isolated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn container_settings_are_the_safe_defaults() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "defaults");

@@ -28,7 +28,6 @@ async fn wait_for_count(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn shutdown_and_drop_leave_nothing() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "leave-nothing");
@@ -100,6 +99,7 @@ fn child_owner() {
         let mut kept = Vec::new();
         for mode in [FileMode::Bind, FileMode::Container, FileMode::Container] {
             let config = sandbay_docker::DockerConfig::default()
+                .with_image(common::IMAGE)
                 .with_label(common::TEST_LABEL, label)
                 .with_file_mode(mode)
                 .with_workspace_base(&base)
@@ -151,7 +151,6 @@ fn run_and_kill_child(label: &str, exit_with_owner: bool, base: &std::path::Path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn owner_killed_leaves_orphans_that_reap_removes() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "orphans");
@@ -170,7 +169,6 @@ async fn owner_killed_leaves_orphans_that_reap_removes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn owner_killed_containers_end_with_it() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exit-with-owner");
@@ -191,7 +189,6 @@ async fn owner_killed_containers_end_with_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn reaper_keeps_live_sandboxes() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "reap-live");
@@ -207,7 +204,6 @@ async fn reaper_keeps_live_sandboxes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn daemon_vanishing_mid_command_is_unavailable() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "vanish");
@@ -288,7 +284,6 @@ async fn silent_daemon_times_out_as_unavailable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn the_runtime_can_be_chosen_and_an_unknown_one_is_refused() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "runtime");

@@ -34,7 +34,6 @@ async fn bystander_is_fine(b: &DockerSandbox) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn fork_bomb_hits_the_process_limit() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "forkbomb");
@@ -75,7 +74,6 @@ async fn fork_bomb_hits_the_process_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn memory_hog_hits_the_memory_limit() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "memhog");
@@ -112,7 +110,6 @@ async fn memory_hog_hits_the_memory_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn output_flood_is_capped_and_bounded_in_time() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "flood");

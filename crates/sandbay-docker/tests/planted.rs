@@ -11,7 +11,6 @@ use sandbay_core::{
 use sandbay_docker::{DockerSandbox, FileMode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn container_planted_links_are_refused() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "planted");

@@ -133,7 +133,7 @@ mod tests {
         use std::os::unix::process::CommandExt;
         let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: running a process as another uid needs root");
+            sandbay_testkit::skip::skip("running a process as another uid needs root");
             return;
         }
         let busy = UID_RANGE.end - 7;

@@ -15,7 +15,7 @@ use sandbay_fs::FsBackend;
 const FILES: usize = 1000;
 
 fn path(i: usize) -> VPath {
-    let ext = if i % 2 == 0 { "py" } else { "txt" };
+    let ext = if i.is_multiple_of(2) { "py" } else { "txt" };
     VPath::parse(&format!("/d{}/s{}/f{i}.{ext}", i % 10, (i / 10) % 10)).unwrap()
 }
 
@@ -26,7 +26,7 @@ fn content(i: usize) -> String {
             "line {line:03} of file {i:04}: lorem ipsum dolor sit amet\n"
         ));
     }
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         s.push_str("NEEDLE_LITERAL here\n");
     }
     s.push_str(&format!("UNIQUE-{i}\n"));

@@ -4,9 +4,9 @@
 //! per-uid budgets) reaches them; a container that died is removed; and
 //! nothing is left after shutdown.
 //!
-//! Needs the `docker` feature (on by default). Without a daemon the tests
-//! are reported as ignored ("no Docker daemon") outside CI and fail under
-//! `CI=true`.
+//! Needs the `docker` feature (on by default). The daemon and the test
+//! image are checked when the tests run: without them a test is skipped
+//! with the reason, and fails under CI.
 #![cfg(feature = "docker")]
 
 use std::process::Command;
@@ -14,32 +14,26 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sandbay_core::{Backend, BackendExt, ExecRequest, Sandbox, VPath};
-use sandbay_docker::{DockerClient, DockerConfig, PullPolicy, ReapOptions, ReapScope};
+use sandbay_docker::{DockerClient, DockerConfig, ReapOptions, ReapScope};
 use sandbay_pool::{DockerFactory, Pool, PoolConfig, Registry, RegistryConfig};
+use sandbay_testkit::skip::in_ci;
 
 const TEST_LABEL: &str = "sandbay.test";
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
+/// The local test image the pooled containers run.
+const IMAGE: &str = sandbay_testkit::docker::TEST_IMAGE;
 
-/// The daemon and the test image, or `None` (skipped) outside CI.
+/// The daemon and the test image, checked when the test runs, or `None`
+/// after a skip with the reason (a failure under CI).
 async fn docker() -> Option<DockerClient> {
-    let client = match DockerClient::connect().await {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(!in_ci(), "CI=true but no Docker daemon is reachable: {e}");
-            eprintln!("skipped: no Docker daemon ({e})");
-            return None;
-        }
-    };
-    let image = sandbay_docker::DEFAULT_IMAGE;
-    if let Err(e) = sandbay_docker::ensure_image(&client, image, PullPolicy::Never, |_| {}).await {
-        assert!(!in_ci(), "CI=true but the test image is missing ({e})");
-        eprintln!("skipped: no test image ({e}); run `cargo xtask docker-image`");
+    if !sandbay_testkit::skip::require(sandbay_testkit::docker::check(IMAGE)) {
         return None;
     }
-    Some(client)
+    Some(
+        DockerClient::connect()
+            .await
+            .expect("the daemon answered a ping: a client connects"),
+    )
 }
 
 /// Labels everything one test makes, and removes it when dropped, even
@@ -63,6 +57,7 @@ impl Guard {
 
     fn config(&self) -> DockerConfig {
         DockerConfig::default()
+            .with_image(IMAGE)
             .with_label(TEST_LABEL, &self.value)
             .with_workspace_base(self.base.path())
     }
@@ -271,7 +266,6 @@ async fn hold_inotify(sandbox: &impl Sandbox, holder: &[u8]) -> u64 {
 /// budgets A had (the uid's inotify instances and message queues,
 /// `/dev/shm`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn two_users_through_one_place_share_nothing() {
     let client = require_docker!();
     let guard = Guard::new("two-users");
@@ -363,7 +357,6 @@ async fn two_users_through_one_place_share_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn a_container_that_died_is_removed_and_a_fresh_one_served() {
     let client = require_docker!();
     let guard = Guard::new("died");
@@ -394,7 +387,6 @@ async fn a_container_that_died_is_removed_and_a_fresh_one_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(sandbay_no_docker, ignore = "no Docker daemon")]
 async fn users_keep_their_own_containers_and_nothing_leaks() {
     let client = require_docker!();
     let guard = Guard::new("registry");

@@ -400,15 +400,15 @@ impl Backend for StateBackend {
             .into_iter()
             .map(|(path, bytes)| self.store(&path, Arc::from(bytes)))
             .collect();
-        if results.iter().any(Result::is_ok) {
-            if let Err(e) = self.committed().await {
-                // stored in memory, not on disk: say so for each
-                let message = e.to_string();
-                for r in results.iter_mut().filter(|r| r.is_ok()) {
-                    *r = Err(Error::Unavailable {
-                        message: message.clone(),
-                    });
-                }
+        if results.iter().any(Result::is_ok)
+            && let Err(e) = self.committed().await
+        {
+            // stored in memory, not on disk: say so for each
+            let message = e.to_string();
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(Error::Unavailable {
+                    message: message.clone(),
+                });
             }
         }
         results

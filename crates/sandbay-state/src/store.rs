@@ -99,11 +99,11 @@ impl Inner {
     fn flush_all(&self) -> std::io::Result<()> {
         let mut first_error = None;
         for backend in self.all() {
-            if let Some(saver) = backend.saver() {
-                if let Err(e) = saver.save(&backend) {
-                    tracing::error!(error = %e, "writing a state session failed");
-                    first_error.get_or_insert(e);
-                }
+            if let Some(saver) = backend.saver()
+                && let Err(e) = saver.save(&backend)
+            {
+                tracing::error!(error = %e, "writing a state session failed");
+                first_error.get_or_insert(e);
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -415,10 +415,10 @@ impl StateStore {
             saver.detach();
         }
         let key = (user_id.to_owned(), session_id.to_owned());
-        if let Some(path) = durable.path(&key) {
-            if let Err(e) = durable.remove(&path) {
-                tracing::error!(user_id, session_id, error = %e, "a state session's file could not be deleted");
-            }
+        if let Some(path) = durable.path(&key)
+            && let Err(e) = durable.remove(&path)
+        {
+            tracing::error!(user_id, session_id, error = %e, "a state session's file could not be deleted");
         }
     }
 

@@ -16,6 +16,9 @@
 //!   [`isolation_tests!`] makes the tests.
 //! * [`quota`]: a workspace's disk quota filled through the file API and
 //!   commands: a clean refusal, nothing lost, room again after a delete.
+//! * [`skip`]: honest skips; the one place that reads `CI`.
+//! * [`docker`]: the run-time Docker gate (daemon and image) of the
+//!   Docker suites.
 //!
 //! # Example
 //!
@@ -54,10 +57,12 @@
 
 pub mod attack;
 pub mod conformance;
+pub mod docker;
 mod fixture;
 pub mod isolation;
 pub mod model;
 pub mod quota;
+pub mod skip;
 
 pub use fixture::Fixture;
 

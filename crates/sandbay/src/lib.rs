@@ -67,3 +67,16 @@ pub use sandbay_middleware as middleware;
 #[cfg(feature = "mcp")]
 #[doc(inline)]
 pub use sandbay_mcp as mcp;
+
+/// The top-level README's Rust examples, compiled as doctests
+/// (`cargo test -p sandbay --features full --doc`; `cargo xtask test` runs
+/// it). The Docker ones are `no_run`: they need a daemon.
+#[cfg(all(
+    doctest,
+    feature = "state",
+    feature = "fs",
+    feature = "docker",
+    feature = "pool"
+))]
+#[doc = include_str!("../../../README.md")]
+mod readme {}

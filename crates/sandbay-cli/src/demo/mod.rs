@@ -4,7 +4,14 @@
 //! Users A and B, two sessions each, write the same path with different
 //! content; each reads back, lists and greps. Where a backend can run
 //! commands, probes check processes, `/tmp`, a bounded fork bomb, a
-//! memory hog, the network and host files. Every cell is measured now.
+//! memory hog, the network and host files. Every cell is measured now,
+//! and is a verdict only with evidence (see [`probes`]); otherwise it says
+//! `not proven: <why>`. The footer says what each sandbox enforces, read
+//! from its jail or from inside its container.
+//!
+//! Faults can be injected to check that: `SANDBAY_DEMO_LEVEL=limits` (a
+//! level without namespaces), `SANDBAY_DEMO_PROBE_PATH=<empty dir>` (no
+//! network probe tool), `SANDBAY_DEMO_DOCKER=0` (no Docker column).
 
 mod probes;
 mod table;
@@ -105,6 +112,7 @@ pub(crate) async fn run() -> Result<String, String> {
     let mut table = Table::default();
     let probes = rows();
     let mut columns: Vec<Vec<String>> = Vec::new();
+    let mut footer: Vec<String> = Vec::new();
     for (target, note) in &mut targets {
         let name = target.name();
         eprintln!(
@@ -113,10 +121,12 @@ pub(crate) async fn run() -> Result<String, String> {
                 .map(|n| format!(" ({n})"))
                 .unwrap_or_default()
         );
-        table.columns.push(name);
+        table.columns.push(name.clone());
+        let mut enforced = None;
         let cells = match scenario(target.as_ref()).await {
             Err(e) => probes.iter().map(|_| format!("error: {e}")).collect(),
             Ok(s) => {
+                enforced = probes::enforced(&s.a1).await;
                 let mut cells = Vec::new();
                 match probes::seed(&s).await {
                     Err(e) => cells.extend(probes.iter().map(|_| format!("error: {e}"))),
@@ -131,6 +141,9 @@ pub(crate) async fn run() -> Result<String, String> {
         };
         target.close().await;
         columns.push(cells);
+        if let Some(line) = enforced {
+            footer.push(format!("{name}: {line}"));
+        }
     }
     for (i, (label, _)) in probes.iter().enumerate() {
         table.rows.push((
@@ -143,6 +156,9 @@ pub(crate) async fn run() -> Result<String, String> {
         if let Some(note) = note {
             out.push_str(&format!("\n{}: {note}", target.name()));
         }
+    }
+    for line in footer {
+        out.push_str(&format!("\n{line}"));
     }
     Ok(out)
 }

@@ -1,5 +1,12 @@
 //! Live probes: each one does the thing the requirement worries about and
 //! reports what actually happened. Nothing here is hard-coded per backend.
+//!
+//! A cell is a verdict only with evidence: the attempt was made, it failed
+//! for the expected reason, and a control attempt that should succeed did
+//! (the host reaches its own listener, A lists its own processes, removes
+//! its own `/tmp` file, reads its own files). Otherwise the cell says
+//! `not proven: <why>`. A weakness that shows (B's process in A's `ps`, a
+//! connection that reached the host) is reported in capitals.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +24,8 @@ pub(crate) struct Workspace {
     pub(crate) sandbox: Option<Arc<dyn Sandbox>>,
     /// The host directory behind the workspace, when there is one.
     pub(crate) host_root: Option<PathBuf>,
+    /// What the local jail of the workspace enforces, read from the jail.
+    pub(crate) enforcement: Option<sandbay_exec::Enforcement>,
 }
 
 /// The four workspaces of the scenario: users A and B, sessions 1 and 2.
@@ -32,6 +41,25 @@ pub(crate) struct Scenario {
 }
 
 const NOT_AVAILABLE: &str = "not available";
+
+/// The environment variable naming the `PATH` the network probe looks its
+/// tools up in (default: the sandbox's own); an empty directory there
+/// leaves it without a tool, so the cell must say `not proven`.
+pub(crate) const PROBE_PATH_ENV: &str = "SANDBAY_DEMO_PROBE_PATH";
+
+fn not_proven(why: impl std::fmt::Display) -> String {
+    format!("not proven: {why}")
+}
+
+/// The first line of `text` that is not empty, cut to 60 characters.
+fn first_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    line.chars().take(60).collect()
+}
 
 fn file() -> VPath {
     VPath::parse("/file.txt").expect("valid")
@@ -225,45 +253,136 @@ pub(crate) fn command_level(ws: &Workspace) -> String {
     }
 }
 
-/// While B runs a marked command, does `ps` in A show it?
+/// Host pids of live processes whose command line is exactly
+/// `sleep <marker>` (any PID namespace or container of this kernel).
+fn host_procs_with(marker: &str) -> Result<Vec<i32>, String> {
+    let argv = format!("sleep\0{marker}\0");
+    let entries = std::fs::read_dir("/proc").map_err(|e| format!("cannot read /proc: {e}"))?;
+    Ok(entries
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            (cmdline == argv.as_bytes()).then_some(pid)
+        })
+        .collect())
+}
+
+/// While B runs `sleep <marker>` (seen running in the host's `/proc`
+/// before and after), does `ps` in A show it? Control: A's `ps` lists
+/// A's own `ps`.
 pub(crate) async fn processes(s: &Scenario) -> String {
     let (Some(a), Some(b)) = (sandbox(&s.a1), sandbox(&s.b1)) else {
         return NOT_AVAILABLE.into();
     };
-    let marker = format!("sandbay-demo-{}", std::process::id());
+    let marker = format!("8.{}{:09}", std::process::id(), nanos());
     let b = Arc::clone(b);
-    let b_cmd = format!("sleep 3; : {marker}");
-    let b_task = tokio::spawn(async move { run(&b, &b_cmd, 10).await });
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let seen = run(a, "ps -ef 2>/dev/null || ps", 10).await;
-    let _ = b_task.await;
-    match seen {
-        Ok((text, _)) if text.contains(&marker) => "VISIBLE: A's ps shows B's command".into(),
-        Ok((text, _)) => format!(
-            "hidden: A's ps shows {} processes, none of B's",
-            text.lines().count().saturating_sub(1)
-        ),
-        Err(e) => format!("error: {e}"),
+    let b_cmd = format!("sleep {marker}");
+    let b_task = tokio::spawn(async move { run(&b, &b_cmd, 15).await });
+    // B's process must be running before A looks
+    let mut before = Ok(Vec::new());
+    for _ in 0..50 {
+        before = host_procs_with(&marker);
+        if before.as_ref().is_ok_and(|p| !p.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let seen = run(a, "ps -ef 2>/dev/null || ps", 10).await;
+    let after = host_procs_with(&marker);
+    b_task.abort();
+    let _ = b_task.await;
+    let (text, code) = match seen {
+        Ok(r) => r,
+        Err(e) => return format!("error: {e}"),
+    };
+    if text.contains(&marker) {
+        return "VISIBLE: A's ps shows B's process".into();
+    }
+    match (before, after) {
+        (Err(e), _) | (_, Err(e)) => return not_proven(format!("B's process not checked ({e})")),
+        (Ok(b), Ok(a)) if b.is_empty() || a.is_empty() => {
+            return not_proven("B's process was not running while A looked");
+        }
+        _ => {}
+    }
+    let own = text.lines().skip(1).any(|l| {
+        l.split_whitespace()
+            .any(|w| w == "ps" || w.ends_with("/ps"))
+    });
+    if code != Some(0) || !own {
+        return not_proven(format!(
+            "A's ps did not list its own process (exit {}): {}",
+            exit(code),
+            first_line(&text)
+        ));
+    }
+    format!(
+        "hidden: B's process ran, A's ps lists {} processes, none of B's",
+        text.lines().count().saturating_sub(1)
+    )
 }
 
-/// A marker file in the host's `/tmp`: can A delete it with `rm`?
+fn nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+fn exit(code: Option<i32>) -> String {
+    code.map(|c| c.to_string())
+        .unwrap_or_else(|| "by signal".into())
+}
+
+/// A marker file in the host's `/tmp`: can A see it, and delete it with
+/// `rm`? Private only when A does not see it at all; control: A makes
+/// and removes a file of its own in its `/tmp`.
 pub(crate) async fn tmp_shared(s: &Scenario) -> String {
     let Some(a) = sandbox(&s.a1) else {
         return NOT_AVAILABLE.into();
     };
-    let marker = std::env::temp_dir().join(format!("sandbay-demo-marker-{}", std::process::id()));
-    if std::fs::write(&marker, b"host").is_err() {
-        return "probe could not run".into();
+    let name = format!("sandbay-demo-marker-{}-{}", std::process::id(), nanos());
+    let marker = PathBuf::from("/tmp").join(&name);
+    if let Err(e) = std::fs::write(&marker, b"host") {
+        return not_proven(format!("cannot write {}: {e}", marker.display()));
     }
-    let cmd = format!("rm -f {}", marker.display());
+    let cmd = format!(
+        "if [ -e /tmp/{name} ]; then echo seen; else echo unseen; fi; rm /tmp/{name}; echo rm=$?; \
+         touch /tmp/own-{name} && rm /tmp/own-{name} && echo control=ok"
+    );
     let result = run(a, &cmd, 10).await;
     let survived = marker.exists();
     let _ = std::fs::remove_file(&marker);
-    match result {
-        Err(e) => format!("error: {e}"),
-        Ok(_) if survived => "private: host /tmp untouched by A's rm".into(),
-        Ok(_) => "SHARED: A's rm deleted a host /tmp file".into(),
+    let text = match result {
+        Err(e) => return format!("error: {e}"),
+        Ok((text, _)) => text,
+    };
+    if !survived {
+        return "SHARED: A's rm deleted a host /tmp file".into();
+    }
+    if !text.contains("control=ok") {
+        return not_proven(format!(
+            "A could not make and remove its own /tmp file: {}",
+            first_line(&text)
+        ));
+    }
+    if text.lines().any(|l| l == "seen") {
+        return not_proven(format!(
+            "A sees the host's /tmp; its rm was refused by permissions ({})",
+            first_line(
+                &text
+                    .lines()
+                    .filter(|l| l.contains("rm"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        ));
+    }
+    if text.lines().any(|l| l == "unseen") && !text.contains("rm=0") {
+        "private: A does not see the host's /tmp file; host file untouched".into()
+    } else {
+        not_proven(format!("unexpected answer: {}", first_line(&text)))
     }
 }
 
@@ -276,10 +395,13 @@ pub(crate) async fn fork_bomb(s: &Scenario) -> String {
     // Subshells start sleepers until a fork fails (the shell then exits);
     // the outer loop starts a new subshell at once, so forks keep hitting
     // the cap until the timeout, or until 400 sleepers were started (the
-    // bound if nothing caps them). `.bomb-count` says how many started.
-    let bomb = "n=0; echo 0 > .bomb-count; while [ $n -lt 400 ]; do \
-                ( while [ $n -lt 400 ]; do sleep 30 & n=$((n+1)); echo $n > .bomb-count; done ) 2>/dev/null; \
-                read n < .bomb-count; done";
+    // bound if nothing caps them). `.bomb-log` says how many started (a
+    // log: the timeout may kill a write, which loses one line at most);
+    // `.bomb-why` keeps the error of a failed fork (shell builtins only:
+    // no fork is needed to record it).
+    let bomb = "n=0; echo 0 > .bomb-count; : > .bomb-why; while [ $n -lt 400 ]; do \
+                ( while [ $n -lt 400 ]; do sleep 30 & n=$((n+1)); echo $n > .bomb-count; echo $n >> .bomb-log; done ) 2>.bomb-err; \
+                read why < .bomb-err && echo \"$why\" > .bomb-why; read n < .bomb-count; done";
     let a_task = Arc::clone(a);
     let bomb_task = tokio::spawn(async move {
         a_task
@@ -299,10 +421,34 @@ pub(crate) async fn fork_bomb(s: &Scenario) -> String {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let bomb = bomb_task.await;
-    let count = VPath::parse("/.bomb-count").expect("valid");
-    let started = a.read_to_string(&count).await.ok();
-    let _ = a.delete(&count).await;
-    let started: Option<u32> = started.and_then(|t| t.trim().parse().ok());
+    let log = VPath::parse("/.bomb-log").expect("valid");
+    let why = VPath::parse("/.bomb-why").expect("valid");
+    let started = a.read_to_string(&log).await.ok();
+    let mut failed_fork = a.read_to_string(&why).await.unwrap_or_default();
+    if failed_fork.trim().is_empty() {
+        // the last subshell's error, when the timeout came before `.bomb-why`
+        let err = VPath::parse("/.bomb-err").expect("valid");
+        failed_fork = a.read_to_string(&err).await.unwrap_or_default();
+    }
+    for p in ["/.bomb-count", "/.bomb-log", "/.bomb-why", "/.bomb-err"] {
+        let _ = a.delete(&VPath::parse(p).expect("valid")).await;
+    }
+    let started: Option<u32> =
+        started.and_then(|t| t.lines().filter_map(|l| l.trim().parse().ok()).max());
+    // a fork refused to the outer shell shows in the bomb's own stderr
+    let failed_fork = match &bomb {
+        Ok(Ok(out)) if failed_fork.trim().is_empty() => String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find(|l| {
+                let l = l.to_lowercase();
+                l.contains("fork") || l.contains("resource temporarily unavailable")
+            })
+            .unwrap_or_default()
+            .to_string(),
+        _ => failed_fork,
+    };
+    let lower = failed_fork.to_lowercase();
+    let fork_refused = lower.contains("fork") || lower.contains("resource temporarily unavailable");
     latencies.sort();
     let b_cell = match (b_error, latencies.is_empty()) {
         (Some(e), _) => e,
@@ -314,43 +460,96 @@ pub(crate) async fn fork_bomb(s: &Scenario) -> String {
             latencies[latencies.len() - 1].as_millis()
         ),
     };
+    let b_ok = !latencies.is_empty() && b_cell.starts_with("B answered");
     match (bomb, started) {
-        (Ok(Ok(_)), Some(n)) if n < 400 => {
-            format!("capped by the process limit ({n} of 400 started); {b_cell}")
-        }
-        (Ok(Ok(_)), Some(n)) => format!("NOT capped ({n} processes ran); {b_cell}"),
+        (Ok(Ok(_)), Some(n)) if n >= 400 => format!("NOT capped ({n} processes ran); {b_cell}"),
+        (Ok(Ok(_)), Some(n)) if fork_refused && b_ok => format!(
+            "capped: forks refused at {n} of 400 ({}); {b_cell}",
+            first_line(&failed_fork)
+        ),
+        (Ok(Ok(_)), Some(n)) if !fork_refused => not_proven(format!(
+            "{n} of 400 started, no fork was seen failing; {b_cell}"
+        )),
+        (Ok(Ok(_)), Some(_)) => not_proven(format!("B was not measured: {b_cell}")),
         (Ok(Err(e)), _) => format!("error: {e}"),
-        _ => format!("bomb did not report; {b_cell}"),
+        (Err(e), _) => format!("error: {e}"),
+        (Ok(Ok(_)), None) => not_proven(format!("the bomb left no count; {b_cell}")),
     }
 }
 
-/// A allocates 1 GiB in a shell variable.
+/// A shell that holds `bytes` in a variable and prints its length.
+fn hog(bytes: u64) -> String {
+    format!("x=$(head -c {bytes} /dev/zero | tr '\\0' a); echo ${{#x}}")
+}
+
+/// A allocates 1 GiB in a shell variable. Stopped only when it was killed
+/// by a signal (the memory cap's OOM kill) or exit 137, or an allocation
+/// was refused (`out of memory`, `Cannot allocate memory`); control: the
+/// same command for 1 MiB succeeds.
 pub(crate) async fn memory_hog(s: &Scenario) -> String {
     let Some(a) = sandbox(&s.a1) else {
         return NOT_AVAILABLE.into();
     };
-    let hog = "x=$(head -c 1073741824 /dev/zero | tr '\\0' a); echo ${#x}";
-    match run(a, hog, 20).await {
-        Ok((text, Some(0))) if text.trim() == "1073741824" => {
-            "NOT limited (1 GiB allocated)".into()
+    match run(a, &hog(1 << 20), 20).await {
+        Ok((text, Some(0))) if text.trim() == "1048576" => {}
+        Ok((text, code)) => {
+            return not_proven(format!(
+                "the 1 MiB control failed (exit {}): {}",
+                exit(code),
+                first_line(&text)
+            ));
         }
-        Ok((_, code)) => format!(
-            "stopped (exit {})",
-            code.map(|c| c.to_string())
-                .unwrap_or_else(|| "by signal".into())
-        ),
-        Err(e) => format!("error: {e}"),
+        Err(e) => return format!("error: {e}"),
     }
+    let out = match a
+        .execute(ExecRequest::new(hog(1 << 30)).timeout(Duration::from_secs(30)))
+        .await
+    {
+        Ok(out) => out,
+        Err(e) => return format!("error: {e}"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lower = text.to_lowercase();
+    if out.exit_code == Some(0) && text.trim() == "1073741824" {
+        return "NOT limited (1 GiB allocated)".into();
+    }
+    if out.timed_out {
+        return not_proven("the hog ran into the time limit, not a memory cap");
+    }
+    if out.exit_code.is_none() || out.exit_code == Some(137) {
+        return format!(
+            "stopped: killed by the memory cap (exit {})",
+            exit(out.exit_code)
+        );
+    }
+    if lower.contains("out of memory")
+        || lower.contains("cannot allocate memory")
+        || lower.contains("memory exhausted")
+    {
+        return format!("stopped: allocation refused ({})", first_line(&text));
+    }
+    not_proven(format!(
+        "exit {}, no sign of a memory cap: {}",
+        exit(out.exit_code),
+        first_line(&text)
+    ))
 }
 
-/// A listener on the host's 127.0.0.1: can A connect?
+/// A listener on the host's 127.0.0.1: can A connect? Blocked only when
+/// the host itself reached the listener (control), A had a tool to try
+/// with (`nc`, `bash` or `python3`), the tool reported a failure, and no
+/// connection from A arrived.
 pub(crate) async fn network(s: &Scenario) -> String {
     let Some(a) = sandbox(&s.a1) else {
         return NOT_AVAILABLE.into();
     };
     let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
         Ok(l) => l,
-        Err(_) => return "probe could not run".into(),
+        Err(e) => return not_proven(format!("no host listener: {e}")),
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -360,24 +559,72 @@ pub(crate) async fn network(s: &Scenario) -> String {
             counter.fetch_add(1, Ordering::SeqCst);
         }
     });
+    // control: the host reaches its own listener
+    let control = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    let mut from_host = false;
+    for _ in 0..50 {
+        if accepted.load(Ordering::SeqCst) > 0 {
+            from_host = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(control);
+    let before = accepted.load(Ordering::SeqCst);
+    let path = std::env::var(PROBE_PATH_ENV)
+        .map(|p| format!("PATH='{}'; ", p.replace('\'', "")))
+        .unwrap_or_default();
     let cmd = format!(
-        "if command -v nc >/dev/null 2>&1; then echo hi | nc -w 2 127.0.0.1 {port}; \
-         elif command -v bash >/dev/null 2>&1; then bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}'; \
-         else python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 2)'; fi"
+        "{path}if command -v nc >/dev/null 2>&1; then echo tool=nc; echo hi | nc -w 2 127.0.0.1 {port}; \
+         elif command -v bash >/dev/null 2>&1; then echo tool=bash; bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}'; \
+         elif command -v python3 >/dev/null 2>&1; then echo tool=python3; \
+         python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 2)'; \
+         else echo tool=none; exit 0; fi; echo rc=$?"
     );
     let result = run(a, &cmd, 10).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     accept.abort();
-    match result {
-        Err(e) => format!("error: {e}"),
-        Ok(_) if accepted.load(Ordering::SeqCst) > 0 => {
-            "OPEN: A reached the host's 127.0.0.1".into()
+    let from_a = accepted.load(Ordering::SeqCst) - before;
+    let text = match result {
+        Err(e) => return format!("error: {e}"),
+        Ok((text, _)) => text,
+    };
+    if from_a > 0 {
+        return "OPEN: A reached the host's 127.0.0.1".into();
+    }
+    if !from_host {
+        return not_proven("the host could not reach its own listener");
+    }
+    let tool = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tool="))
+        .unwrap_or("none");
+    if tool == "none" {
+        return not_proven("no probe tool (nc, bash, python3) in A");
+    }
+    let rc = text.lines().find_map(|l| l.strip_prefix("rc="));
+    match rc {
+        Some(rc) if rc != "0" => {
+            let why = text
+                .lines()
+                .filter(|l| !l.starts_with("tool=") && !l.starts_with("rc="))
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!(
+                "blocked: {tool} in A failed ({}); the host reached its own listener",
+                first_line(&why)
+            )
         }
-        Ok(_) => "blocked: no connection reached the host".into(),
+        _ => not_proven(format!(
+            "{tool} in A reported no failure, yet no connection arrived: {}",
+            first_line(&text)
+        )),
     }
 }
 
-/// A secret file in a host directory outside every workspace.
+/// A secret file in a host directory outside every workspace: can A read
+/// it? Hidden only when A's `cat` failed and A read its own file
+/// (control).
 pub(crate) async fn host_files(s: &Scenario) -> String {
     let Some(a) = sandbox(&s.a1) else {
         return NOT_AVAILABLE.into();
@@ -387,15 +634,124 @@ pub(crate) async fn host_files(s: &Scenario) -> String {
         std::process::id()
     ));
     let secret = dir.join("secret.txt");
-    if std::fs::create_dir_all(&dir).is_err() || std::fs::write(&secret, b"TOP-SECRET-42").is_err()
+    if let Err(e) =
+        std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&secret, b"TOP-SECRET-42"))
     {
-        return "probe could not run".into();
+        return not_proven(format!("cannot plant the host secret: {e}"));
     }
     let result = run(a, &format!("cat {}", secret.display()), 10).await;
+    let control = run(a, "cat file.txt", 10).await;
     let _ = std::fs::remove_dir_all(&dir);
-    match result {
-        Ok((text, _)) if text.contains("TOP-SECRET-42") => "READABLE: A read a host secret".into(),
-        Ok(_) => "hidden: A cannot read host files".into(),
-        Err(e) => format!("error: {e}"),
+    let (text, code) = match result {
+        Ok(r) => r,
+        Err(e) => return format!("error: {e}"),
+    };
+    if text.contains("TOP-SECRET-42") {
+        return "READABLE: A read a host secret".into();
     }
+    match control {
+        Ok((own, Some(0))) if own.contains("A1 content") => {}
+        Ok((own, code)) => {
+            return not_proven(format!(
+                "A could not read its own file (exit {}): {}",
+                exit(code),
+                first_line(&own)
+            ));
+        }
+        Err(e) => return format!("error: {e}"),
+    }
+    if code == Some(0) {
+        return not_proven("A's cat succeeded without the secret");
+    }
+    format!("hidden: A's cat failed ({})", first_line(&text))
+}
+
+/// What the sandbox of `ws` enforces: read from its local jail, or from
+/// inside the container (uid, capabilities, root filesystem, cgroup caps,
+/// network interfaces).
+pub(crate) async fn enforced(ws: &Workspace) -> Option<String> {
+    if let Some(e) = &ws.enforcement {
+        let uid = if e.distinct_uid {
+            format!("host uid {} of its own", e.host_uid)
+        } else {
+            format!(
+                "the host process's uid {} (no uid of its own without root)",
+                e.host_uid
+            )
+        };
+        let processes = if e.cgroup_pids {
+            format!("{} processes (pids cgroup)", e.limits.processes)
+        } else {
+            format!("{} processes per uid (rlimit)", e.limits.processes)
+        };
+        let memory = if e.cgroup_memory {
+            format!("{} MiB (memory cgroup)", e.limits.memory_bytes >> 20)
+        } else {
+            format!(
+                "{} MiB address space per process (rlimit; no memory cgroup)",
+                e.limits.address_space_bytes >> 20
+            )
+        };
+        let namespaces = if e.namespaces.is_empty() {
+            "no namespaces".to_string()
+        } else {
+            format!("namespaces: {}", e.namespaces.join(", "))
+        };
+        return Some(format!(
+            "enforced by the local jail: level `{}`, {namespaces}, {uid}, {processes}, {memory}",
+            e.isolation.as_str()
+        ));
+    }
+    let sb = sandbox(ws)?;
+    let probe = "echo uid=$(id -u); grep -E '^Cap(Eff|Bnd):' /proc/self/status; \
+                 echo rootfs=$(touch /.sandbay-probe 2>&1 && rm -f /.sandbay-probe && echo writable); \
+                 echo pids=$(cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max 2>/dev/null); \
+                 echo mem=$(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null); \
+                 echo net=$(ls /sys/class/net 2>/dev/null)";
+    let text = match run(sb, probe, 10).await {
+        Ok((text, _)) => text,
+        Err(e) => return Some(format!("enforcement not read: {e}")),
+    };
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut parts = vec![format!("uid {}", field("uid="))];
+    let bnd = field("CapBnd:");
+    parts.push(if !bnd.is_empty() && bnd.chars().all(|c| c == '0') {
+        "all capabilities dropped".into()
+    } else {
+        format!("capabilities {bnd}")
+    });
+    let rootfs = field("rootfs=");
+    parts.push(if rootfs.to_lowercase().contains("read-only") {
+        "read-only root".into()
+    } else if rootfs == "writable" {
+        "WRITABLE root".into()
+    } else {
+        format!("root not writable, read-only not proven ({rootfs})")
+    });
+    let pids = field("pids=");
+    parts.push(format!(
+        "pids cap {}",
+        if pids.is_empty() { "unknown" } else { &pids }
+    ));
+    let mem = field("mem=");
+    parts.push(match mem.parse::<u64>() {
+        Ok(bytes) if bytes < (1 << 50) => format!("memory cap {} MiB", bytes >> 20),
+        _ => format!(
+            "memory cap {}",
+            if mem.is_empty() { "unknown" } else { &mem }
+        ),
+    });
+    let net = field("net=");
+    parts.push(if net == "lo" {
+        "network: loopback only".into()
+    } else {
+        format!("network interfaces: {net}")
+    });
+    Some(format!("enforced in the container: {}", parts.join(", ")))
 }

@@ -1,11 +1,11 @@
 //! The backends the demo runs on: state and fs always, more when present.
 //!
 //! State and fs workspaces are sandboxes whose commands run in a local
-//! jail at the strongest level this host gives ([`Jail::probe`]), each
-//! workspace with a jail (and a host uid) of its own, capped as a
-//! multi-user service would cap them ([`demo_jail`]). Where the host gives
-//! no level at all, they serve files only and the execution rows say
-//! "not available".
+//! jail at the strongest level this host gives ([`Jail::probe`], or the
+//! level [`LEVEL_ENV`] names), each workspace with a jail of its own
+//! (and, on a root host, a host uid of its own), capped as a multi-user
+//! service would cap them ([`demo_jail`]). Where the host gives no level,
+//! they serve files only and the execution rows say "not available".
 
 use std::sync::Arc;
 
@@ -14,41 +14,41 @@ use sandbay_exec::{Jail, JailConfig};
 
 use super::{Target, Workspace};
 
-/// The jail every demo workspace gets: the strongest level here, at most
-/// 256 processes and 512 MiB of memory per command (`None` when the host
-/// can give no level).
-fn demo_jail() -> Option<JailConfig> {
-    let level = Jail::probe();
+/// The environment variable that picks the local jail level (`limits` or
+/// `namespaces`) instead of the strongest one here: a weaker level shows
+/// which cells it cannot prove.
+pub(crate) const LEVEL_ENV: &str = "SANDBAY_DEMO_LEVEL";
+/// The environment variable that, set to `0`, leaves the Docker column out.
+pub(crate) const DOCKER_ENV: &str = "SANDBAY_DEMO_DOCKER";
+
+/// The jail every demo workspace gets: the strongest level here (or the
+/// one [`LEVEL_ENV`] names), at most 256 processes and 512 MiB of memory
+/// per command; `Err` with the reason when there is none.
+fn demo_jail() -> Result<JailConfig, String> {
+    let level = match std::env::var(LEVEL_ENV).as_deref() {
+        Ok("limits") => Isolation::Limits,
+        Ok("namespaces") => Isolation::Namespaces,
+        Ok(other) => return Err(format!("{LEVEL_ENV}={other}: not `limits` or `namespaces`")),
+        Err(_) => Jail::probe(),
+    };
     if level == Isolation::None {
-        return None;
+        let support = Jail::host_support();
+        return Err(format!(
+            "no commands: this host gives no jail level ({})",
+            support
+                .limits
+                .as_deref()
+                .or(support.namespaces.as_deref())
+                .unwrap_or("unknown")
+        ));
     }
+    Jail::host_support()
+        .check(level)
+        .map_err(|e| format!("no commands: {e}"))?;
     let mut config = JailConfig::new(level);
     config.limits.processes = 256;
     config.limits.memory_bytes = 512 << 20;
-    Some(config)
-}
-
-/// What the footer says about commands on the local backends.
-fn jail_note(jail: Option<&JailConfig>) -> String {
-    match jail {
-        Some(c) => format!(
-            "commands in a local jail at `{}`, a host uid per workspace, {} processes and {} MiB per command",
-            c.isolation.as_str(),
-            c.limits.processes,
-            c.limits.memory_bytes >> 20
-        ),
-        None => {
-            let support = Jail::host_support();
-            format!(
-                "no commands: this host gives no jail level ({})",
-                support
-                    .limits
-                    .as_deref()
-                    .or(support.namespaces.as_deref())
-                    .unwrap_or("unknown")
-            )
-        }
-    }
+    Ok(config)
 }
 
 /// In-memory workspaces from one store.
@@ -74,6 +74,7 @@ impl Target for StateTarget {
                     backend: self.store.session(user, session),
                     sandbox: None,
                     host_root: None,
+                    enforcement: None,
                 });
             };
             let sandbox = Arc::new(
@@ -82,6 +83,7 @@ impl Target for StateTarget {
                     .map_err(|e| e.to_string())?,
             );
             Ok(Workspace {
+                enforcement: Some(sandbox.jail().enforcement()),
                 backend: sandbox.clone(),
                 sandbox: Some(sandbox as Arc<dyn Sandbox>),
                 host_root: None,
@@ -123,6 +125,7 @@ impl Target for FsTarget {
                     backend: Arc::new(backend),
                     sandbox: None,
                     host_root: Some(host_root),
+                    enforcement: None,
                 });
             };
             let sandbox = Arc::new(
@@ -132,6 +135,7 @@ impl Target for FsTarget {
                     .map_err(|e| e.to_string())?,
             );
             Ok(Workspace {
+                enforcement: Some(sandbox.jail().enforcement()),
                 backend: sandbox.clone(),
                 sandbox: Some(sandbox as Arc<dyn Sandbox>),
                 host_root: Some(host_root),
@@ -178,6 +182,7 @@ impl Target for DockerTarget {
                 backend: sandbox.clone(),
                 sandbox: Some(sandbox as Arc<dyn Sandbox>),
                 host_root: None,
+                enforcement: None,
             })
         })
     }
@@ -230,15 +235,8 @@ async fn docker_target() -> Result<(Box<dyn Target>, Option<String>), String> {
         .prefix("sandbay-demo-docker-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    let c = sandbay_docker::DockerConfig::default();
-    let note = format!(
-        "one container per workspace ({}), {} MiB, {} CPUs, {} processes, network `{}`, read-only root, all capabilities dropped",
-        c.image,
-        c.memory_bytes >> 20,
-        c.nano_cpus as f64 / 1e9,
-        c.pids_limit,
-        c.network_mode
-    );
+    let image = sandbay_docker::DockerConfig::default().image;
+    let note = format!("one container per workspace, image {image}");
     Ok((
         Box::new(DockerTarget {
             client,
@@ -253,14 +251,17 @@ async fn docker_target() -> Result<(Box<dyn Target>, Option<String>), String> {
 pub(crate) async fn available() -> Vec<(Box<dyn Target>, Option<String>)> {
     let jail = tokio::task::spawn_blocking(demo_jail)
         .await
-        .unwrap_or_default();
-    let note = jail_note(jail.as_ref());
+        .unwrap_or_else(|e| Err(e.to_string()));
+    let (jail, note) = match jail {
+        Ok(config) => (Some(config), None),
+        Err(why) => (None, Some(why)),
+    };
     let mut targets: Vec<(Box<dyn Target>, Option<String>)> = vec![(
         Box::new(StateTarget {
             store: sandbay_state::StateStore::default(),
             jail: jail.clone(),
         }),
-        Some(note.clone()),
+        note.clone(),
     )];
     match tempfile::Builder::new().prefix("sandbay-demo-").tempdir() {
         Ok(base) => match sandbay_fs::FsProvider::open(base.path().join("users")).await {
@@ -270,11 +271,15 @@ pub(crate) async fn available() -> Vec<(Box<dyn Target>, Option<String>)> {
                     provider,
                     jail,
                 }),
-                Some(note),
+                note,
             )),
             Err(e) => eprintln!("demo: fs backend unavailable: {e}"),
         },
         Err(e) => eprintln!("demo: no temporary directory for the fs backend: {e}"),
+    }
+    if std::env::var(DOCKER_ENV).as_deref() == Ok("0") {
+        eprintln!("demo: no Docker column ({DOCKER_ENV}=0)");
+        return targets;
     }
     match docker_target().await {
         Ok(target) => targets.push(target),

@@ -8,19 +8,20 @@ use sandbay_docker::{DockerClient, DockerConfig, ReapOptions};
 
 /// The label every object made by these tests carries.
 pub const TEST_LABEL: &str = "sandbay.test";
-/// The image the tests run.
-pub const IMAGE: &str = sandbay_docker::DEFAULT_IMAGE;
+/// The image the tests run: the local test image.
+pub const IMAGE: &str = sandbay_testkit::docker::TEST_IMAGE;
 
 /// The daemon address of `DockerClient::connect`.
 pub fn local_host() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+    sandbay_testkit::docker::docker_host()
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+use sandbay_testkit::skip::in_ci;
+
+/// `Ok` when the daemon answers and holds the test image, checked when the
+/// test runs; otherwise the reason (see [`sandbay_testkit::docker::check`]).
+pub fn ready() -> Result<(), String> {
+    sandbay_testkit::docker::check(IMAGE)
 }
 
 /// A client for the same daemon over loopback TCP (a *remote* daemon for
@@ -140,38 +141,26 @@ pub fn require_probe() -> Option<std::path::PathBuf> {
 
 /// Connects to the daemon and checks the test image, or says why not.
 ///
-/// Under `CI=true` a missing daemon or image fails the test; locally the
-/// test prints `skipped: ...` and returns early (never a silent pass).
+/// Checked when the test runs: under CI a missing daemon or image fails
+/// the test; locally the test prints `skipped: <reason>` and returns early
+/// (counted as skipped by `cargo xtask test`).
 pub async fn docker() -> Option<DockerClient> {
-    let ci = in_ci();
-    let client = match DockerClient::connect().await {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(!ci, "CI=true but no Docker daemon is reachable: {e}");
-            eprintln!("skipped: no Docker daemon ({e})");
-            return None;
+    if !sandbay_testkit::skip::require(ready()) {
+        return None;
+    }
+    if !sandbay_testkit::skip::require(match agent_binary() {
+        Some(_) => Ok(()),
+        None => {
+            Err("no sandbay-agent build (run `cargo xtask agent` or set SANDBAY_AGENT)".to_owned())
         }
-    };
-    let present =
-        sandbay_docker::ensure_image(&client, IMAGE, sandbay_docker::PullPolicy::Never, |_| {})
-            .await;
-    if let Err(e) = present {
-        assert!(
-            !ci,
-            "CI=true but the test image is missing ({e}); run `cargo xtask docker-image`"
-        );
-        eprintln!("skipped: no test image ({e}); run `cargo xtask docker-image`");
+    }) {
         return None;
     }
-    if agent_binary().is_none() {
-        assert!(
-            !ci,
-            "CI=true but the sandbox agent is not built; `cargo xtask test` builds it"
-        );
-        eprintln!("skipped: no sandbay-agent build (run `cargo xtask agent` or set SANDBAY_AGENT)");
-        return None;
-    }
-    Some(client)
+    Some(
+        DockerClient::connect()
+            .await
+            .expect("the daemon answered a ping: a client connects"),
+    )
 }
 
 /// Returns early from a test when Docker is not available (see [`docker`]).
@@ -206,6 +195,7 @@ impl Guard {
     /// The default config with this test's label and the agent build.
     pub fn config(&self) -> DockerConfig {
         let c = DockerConfig::default()
+            .with_image(IMAGE)
             .with_label(TEST_LABEL, &self.value)
             .with_owner(format!("test-{}", self.value));
         match agent_binary() {
@@ -292,6 +282,7 @@ pub async fn fixture(
     served_root: bool,
 ) -> sandbay_testkit::Fixture {
     use sandbay_core::Sandbox;
+    // the suites check `ready()` before they build a fixture
     let client = docker()
         .await
         .expect("these tests need a Docker daemon and the test image (cargo xtask docker-image)");

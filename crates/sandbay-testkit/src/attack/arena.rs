@@ -100,10 +100,10 @@ impl Arena {
             }
             // a random directory name is as telling as the whole path
             // (short names could be ordinary virtual names: skip those)
-            if let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) {
-                if name.len() >= 8 {
-                    forbidden.push(name);
-                }
+            if let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned())
+                && name.len() >= 8
+            {
+                forbidden.push(name);
             }
         }
         forbidden.sort();

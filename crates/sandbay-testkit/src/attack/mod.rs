@@ -51,10 +51,17 @@ pub use special::*;
 
 /// Emits one `#[test]` per attack case for a fixture factory (an
 /// expression evaluating to a future of [`Fixture`](crate::Fixture)).
+///
+/// An optional `requires = <expr>` (a `Result<(), impl Display>`) is
+/// checked first in every test: when it fails the test is skipped with the
+/// reason, or fails under CI ([`crate::skip::require`]).
 #[macro_export]
 macro_rules! attack_tests {
-    ($factory:expr) => {
-        $crate::attack_tests!(@emit $factory;
+    ($factory:expr $(,)?) => {
+        $crate::attack_tests!($factory, requires = ::std::result::Result::<(), &str>::Ok(()));
+    };
+    ($factory:expr, requires = $requires:expr $(,)?) => {
+        $crate::attack_tests!(@emit $factory, $requires;
             dotdot_and_absolute_paths_stay_inside,
             nul_and_overlong_paths_are_refused,
             symlink_to_file_inside_is_followed,
@@ -72,11 +79,14 @@ macro_rules! attack_tests {
             clear_removes_every_name,
         );
     };
-    (@emit $factory:expr; $($name:ident,)*) => {
+    (@emit $factory:expr, $requires:expr; $($name:ident,)*) => {
         $(
             #[test]
             fn $name() {
                 $crate::block_on(async {
+                    if !$crate::skip::require($requires) {
+                        return;
+                    }
                     let fixture: $crate::Fixture = ($factory).await;
                     $crate::attack::$name(&fixture).await;
                 });

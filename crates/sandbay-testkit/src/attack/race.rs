@@ -39,15 +39,16 @@ impl Tally {
             Err(e) => e.code().as_str(),
         };
         *self.codes.entry(code).or_default() += 1;
-        if let Err(e) = r {
-            if code == "io" && self.samples.len() < 5 {
-                self.samples.push(format!("{what}: {e:?}"));
-            }
+        if let Err(e) = r
+            && code == "io"
+            && self.samples.len() < 5
+        {
+            self.samples.push(format!("{what}: {e:?}"));
         }
-        if let Some(problem) = checker.problem(r) {
-            if self.violations.len() < 20 {
-                self.violations.push(format!("{what}: {problem}"));
-            }
+        if let Some(problem) = checker.problem(r)
+            && self.violations.len() < 20
+        {
+            self.violations.push(format!("{what}: {problem}"));
         }
     }
 
@@ -92,7 +93,7 @@ fn swapper(pairs: Vec<Swap>, stop: Arc<AtomicBool>, swaps: Arc<AtomicU64>) {
             if exchange(&s.entry, &s.link).is_ok() {
                 swaps.fetch_add(1, Ordering::Relaxed);
             }
-            if round % 64 == 0 && !is_link(&s.entry) && !is_link(&s.link) {
+            if round.is_multiple_of(64) && !is_link(&s.entry) && !is_link(&s.link) {
                 let _ = std::fs::remove_file(&s.link);
                 let _ = std::os::unix::fs::symlink(&s.target, &s.link);
             }
@@ -113,7 +114,11 @@ async fn worker(
     let mut round = 0usize;
     while Instant::now() < deadline {
         round += 1;
-        let dir = if (round + id) % 2 == 0 { "/d" } else { "/e" };
+        let dir = if (round + id).is_multiple_of(2) {
+            "/d"
+        } else {
+            "/e"
+        };
         let f = p(&format!("{dir}/f.txt"));
         let g = p(&format!("{dir}/sub/g.txt"));
         let victim = p(&format!("{dir}/victim.txt"));
@@ -131,10 +136,10 @@ async fn worker(
                     .download(&[f.clone(), g.clone(), victim.clone()])
                     .await;
                 for r in out {
-                    if let Ok(bytes) = &r {
-                        if let Some(problem) = checker.bytes_problem(bytes) {
-                            tally.violations.push(format!("download: {problem}"));
-                        }
+                    if let Ok(bytes) = &r
+                        && let Some(problem) = checker.bytes_problem(bytes)
+                    {
+                        tally.violations.push(format!("download: {problem}"));
                     }
                     tally.record(&checker, "download", &r.map(|b| b.len()));
                 }
@@ -200,10 +205,10 @@ async fn worker(
                 tally.record(&checker, "read x", &r);
                 let out = backend.download(std::slice::from_ref(&x)).await;
                 for r in out {
-                    if let Ok(bytes) = &r {
-                        if let Some(problem) = checker.bytes_problem(bytes) {
-                            tally.violations.push(format!("download x: {problem}"));
-                        }
+                    if let Ok(bytes) = &r
+                        && let Some(problem) = checker.bytes_problem(bytes)
+                    {
+                        tally.violations.push(format!("download x: {problem}"));
                     }
                     tally.record(&checker, "download x", &r.map(|b| b.len()));
                 }

@@ -72,18 +72,8 @@ pub async fn socket_and_device_are_refused(fx: &Fixture) {
         makedev(1, 3),
     ) {
         Ok(()) => special_file_is_refused(&a, "/null", "a device node", EntryKind::Other).await,
-        Err(e) => unavailable(
-            &format!("the device node case needs mknod (it failed: {e})"),
-            crate::isolation::in_ci(),
-        ),
+        Err(e) => crate::skip::skip(format!("the device node case needs mknod (it failed: {e})")),
     }
-}
-
-/// A case that cannot run here: `skipped: <reason>` locally, a failure
-/// in CI (`ci`), where nothing may be skipped.
-fn unavailable(reason: &str, ci: bool) {
-    assert!(!ci, "required in CI but unavailable: {reason}");
-    eprintln!("skipped: {reason}");
 }
 
 /// Checks every operation on one special file; `listed` is what `ls`
@@ -127,20 +117,4 @@ async fn special_file_is_refused(a: &Arena, path: &str, what: &str, listed: Entr
         "{}: special files are not regular files",
         at("glob")
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unavailable;
-
-    #[test]
-    fn a_missing_capability_is_a_skip_locally() {
-        unavailable("no mknod", false);
-    }
-
-    #[test]
-    #[should_panic(expected = "required in CI but unavailable: no mknod")]
-    fn a_missing_capability_fails_in_ci() {
-        unavailable("no mknod", true);
-    }
 }

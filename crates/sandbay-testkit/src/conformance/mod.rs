@@ -220,7 +220,7 @@ macro_rules! __sandbay_emit_required_cases {
             #[test]
             fn $name() {
                 $crate::block_on(async {
-                    if !$crate::isolation::require($requires) {
+                    if !$crate::skip::require($requires) {
                         return;
                     }
                     let fixture: $crate::Fixture = ($factory).await;
@@ -274,14 +274,27 @@ macro_rules! __sandbay_case_names {
 ///
 /// A sandbox that needs a host feature adds `requires = <expr>`, a
 /// `Result<(), impl Display>` checked at the start of every test: when it
-/// fails the test prints `skipped: <reason>` and passes, except in CI
-/// (`CI=true`), where it fails (see [`crate::isolation::require`]):
+/// fails the test prints `skipped: <reason>` and returns (counted as
+/// skipped), except under CI, where it fails (see [`crate::skip::require`]):
 ///
 /// ```ignore
 /// sandbay_testkit::conformance_tests!(
 ///     make_sandbox_fixture(),
 ///     execute = true,
 ///     requires = sandbay_exec::Jail::host_support().check(sandbay_core::Isolation::Namespaces),
+/// );
+/// ```
+///
+/// When only the commands need the host feature (the files work anywhere),
+/// `execute_requires = <expr>` gates the execute cases alone, and the file
+/// cases run everywhere; the factory must then build a fixture without the
+/// feature too:
+///
+/// ```ignore
+/// sandbay_testkit::conformance_tests!(
+///     make_sandbox_fixture(),
+///     execute = true,
+///     execute_requires = sandbay_exec::Jail::host_support().check(sandbay_core::Isolation::Namespaces),
 /// );
 /// ```
 #[macro_export]
@@ -295,7 +308,7 @@ macro_rules! conformance_tests {
         #[test]
         fn conformance_selection_matches_capabilities() {
             $crate::block_on(async {
-                if !$crate::isolation::require($requires) {
+                if !$crate::skip::require($requires) {
                     return;
                 }
                 let fixture: $crate::Fixture = ($factory).await;
@@ -309,6 +322,11 @@ macro_rules! conformance_tests {
                 );
             });
         }
+    };
+    ($factory:expr, execute = true, execute_requires = $requires:expr $(,)?) => {
+        $crate::__sandbay_core_cases!(__sandbay_emit_cases! { [] $factory });
+        $crate::__sandbay_execute_cases!(__sandbay_emit_required_cases! { [$requires] $factory });
+        $crate::__sandbay_capability_check!($factory, true);
     };
     ($factory:expr, execute = true $(,)?) => {
         $crate::__sandbay_core_cases!(__sandbay_emit_cases! { [] $factory });

@@ -9,29 +9,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Whether the tests run in CI (`CI=true` or `CI=1`), where nothing may be
-/// skipped.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// `true` when `requirement` holds. Otherwise prints `skipped: <reason>`
-/// and returns `false`, or, in CI, panics: a missing host feature fails
-/// there instead of passing silently.
-///
-/// # Panics
-/// In CI, when the requirement does not hold.
-pub fn require<E: std::fmt::Display>(requirement: Result<(), E>) -> bool {
-    match requirement {
-        Ok(()) => true,
-        Err(reason) => {
-            assert!(!in_ci(), "required in CI but unavailable: {reason}");
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
-}
-
 /// Digits unique to this call in this process (pid, time, counter).
 pub fn unique() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -59,11 +36,13 @@ fn status_field(dir: &Path, field: &str) -> Option<String> {
 
 /// Host pids of live (not zombie) processes whose command line is exactly
 /// `sleep <marker>`, in any PID namespace or container of this kernel.
+///
+/// # Panics
+/// When `/proc` cannot be read.
 pub fn procs_with(marker: &str) -> Vec<i32> {
     let argv = format!("sleep\0{marker}\0");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
+    // an unreadable /proc would make every "nothing survived" check pass
+    let entries = std::fs::read_dir("/proc").expect("the host's /proc must be readable");
     entries
         .flatten()
         .filter_map(|e| {
@@ -98,15 +77,18 @@ pub async fn wait_gone(within: Duration, marker: &str) -> Vec<i32> {
     procs_with(marker)
 }
 
-/// Resident memory of this process in KiB (0 if unknown).
+/// Resident memory of this process in KiB.
+///
+/// # Panics
+/// When `/proc/self/status` cannot be read or has no `VmRSS` line: a
+/// memory check must not pass on an unknown figure.
 pub fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    let status =
+        std::fs::read_to_string("/proc/self/status").expect("/proc/self/status must be readable");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("a VmRSS line in /proc/self/status")
 }

@@ -25,8 +25,9 @@
 //!
 //! The optional `requires` expression (a `Result<(), impl Display>`) is
 //! checked first in every test: when it fails the test prints
-//! `skipped: <reason>` and passes, except in CI (`CI=true`), where it
-//! fails ([`require`]).
+//! `skipped: <reason>` and returns (counted as skipped by `cargo xtask
+//! test`), except under CI (`CI=true` or `1`), where it fails
+//! ([`require`]).
 
 mod host;
 
@@ -34,7 +35,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-pub use host::{in_ci, procs_with, require, rss_kib, sleep_marker, unique, wait_gone, wait_until};
+pub use crate::skip::{in_ci, require};
+pub use host::{procs_with, rss_kib, sleep_marker, unique, wait_gone, wait_until};
 use sandbay_core::{ExecOutput, ExecRequest, Sandbox};
 
 use crate::Fixture;
@@ -213,20 +215,24 @@ pub async fn fork_bomb_in_a_is_capped_while_b_answers(a: &Fixture, b: &Fixture) 
         launched < FORK_BOMB_MAX && peak < FORK_BOMB_MAX,
         "A's process cap did not stop the bomb: {launched} started, {peak} at once"
     );
+    // B's latency is printed above, a figure for benchmarks; a bound on it
+    // would be a timing assert on a shared machine. B answered every time.
     assert!(during.len() >= 3, "B answered only {} times", during.len());
-    assert!(max < Duration::from_secs(3), "B stalled for {max:?}");
     let left = wait_gone(T, &m).await;
     assert!(left.is_empty(), "{} bomb processes survived", left.len());
 }
 
-/// A memory hog in A (1.5 GiB at most) is stopped, and A and B work
-/// afterwards.
+/// A memory hog in A (1.5 GiB at most) is stopped for memory (an OOM
+/// kill or an allocation refused), and A and B work afterwards.
 pub async fn memory_hog_in_a_is_stopped(a: &Fixture, b: &Fixture) {
     let _heavy = HEAVY.lock().await;
     let full = 1_572_864_000u64;
+    // `tail` holds the last 1.5 GiB in memory; its own exit status says
+    // why it stopped (137: SIGKILL, the memory cgroup's OOM kill; else an
+    // error naming memory: ENOMEM under the address-space limit)
     let o = run(
         a,
-        &format!("head -c 1610612736 /dev/zero | tail -c {full} | wc -c"),
+        &format!("head -c 1610612736 /dev/zero | {{ tail -c {full}; echo tail=$? >&2; }} | wc -c"),
         Duration::from_secs(60),
     )
     .await;
@@ -238,6 +244,13 @@ pub async fn memory_hog_in_a_is_stopped(a: &Fixture, b: &Fixture) {
     assert!(
         !o.timed_out,
         "the hog was not stopped, only timed out: {o:?}"
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    let oom_killed = err.contains("tail=137") || o.exit_code.is_none() || o.exit_code == Some(137);
+    let enomem = err.contains("memory") && !err.contains("tail=0");
+    assert!(
+        oom_killed || enomem,
+        "the hog stopped, but not for memory (no OOM kill, no ENOMEM): {o:?}"
     );
     assert_eq!(out(&run(a, "echo alive", T).await), "alive\n");
     assert_eq!(out(&run(b, "echo alive", T).await), "alive\n");
@@ -352,7 +365,7 @@ macro_rules! isolation_tests {
             #[test]
             fn $name() {
                 $crate::block_on(async {
-                    if !$crate::isolation::require($requires) {
+                    if !$crate::skip::require($requires) {
                         return;
                     }
                     let a: $crate::Fixture = ($factory).await;

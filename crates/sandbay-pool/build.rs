@@ -1,1 +1,0 @@
-../sandbay-docker/build.rs
