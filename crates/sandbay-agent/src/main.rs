@@ -154,11 +154,11 @@ fn main() {
         }
     }
     *IDENT.lock().unwrap_or_else(PoisonError::into_inner) = Some(Ident { uid, gid, nproc });
-    if let Some(dir) = chown {
-        if let Ok(c) = CString::new(dir) {
-            // SAFETY: a valid C string; lchown does not follow a link.
-            unsafe { libc::lchown(c.as_ptr(), uid, gid) };
-        }
+    if let Some(dir) = chown
+        && let Ok(c) = CString::new(dir)
+    {
+        // SAFETY: a valid C string; lchown does not follow a link.
+        unsafe { libc::lchown(c.as_ptr(), uid, gid) };
     }
     std::thread::spawn(reaper);
     let mut decoder = Decoder::new();
@@ -244,10 +244,10 @@ fn handle(request: Request) {
             }
         }),
         Request::StdinEnd { id } => with_state(|s| {
-            if let Some(c) = s.commands.get_mut(&id) {
-                if let Some(tx) = c.stdin.take() {
-                    let _ = tx.send(None);
-                }
+            if let Some(c) = s.commands.get_mut(&id)
+                && let Some(tx) = c.stdin.take()
+            {
+                let _ = tx.send(None);
             }
         }),
         Request::Signal { id, signal } => {
@@ -350,10 +350,12 @@ fn sweep(uid: u32, spare: &[i32]) {
                 let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
                     continue;
                 };
-                if let Some((sid, state, true)) = proc_info(pid, uid) {
-                    if state != b'Z' && state != b'X' && !spare.contains(&sid) {
-                        victims.push(pid);
-                    }
+                if let Some((sid, state, true)) = proc_info(pid, uid)
+                    && state != b'Z'
+                    && state != b'X'
+                    && !spare.contains(&sid)
+                {
+                    victims.push(pid);
                 }
             }
         }
@@ -496,10 +498,10 @@ fn spawn(id: Option<u32>, plan: &Plan, wake: RawFd) -> Result<(i32, mpsc::Receiv
         return Err(errno());
     }
     s.waiters.insert(pid, (tx, wake));
-    if let Some(id) = id {
-        if let Some(c) = s.commands.get_mut(&id) {
-            c.pid = pid;
-        }
+    if let Some(id) = id
+        && let Some(c) = s.commands.get_mut(&id)
+    {
+        c.pid = pid;
     }
     FORKED.notify_all();
     Ok((pid, rx))
@@ -644,11 +646,11 @@ fn command(
     let mut timed_out = false;
     // until the leader has exited and its output is drained
     loop {
-        if status.is_none() {
-            if let Ok(s) = status_rx.try_recv() {
-                status = Some(s);
-                io.wake = -1; // poll skips it from now on
-            }
+        if status.is_none()
+            && let Ok(s) = status_rx.try_recv()
+        {
+            status = Some(s);
+            io.wake = -1; // poll skips it from now on
         }
         if !io.any_open() && status.is_some() {
             break;

@@ -118,6 +118,17 @@ fn the_demo_proves_every_verdict_on_every_backend() {
     expect("ls and grep", "scoped");
     expect("path escapes", "`..` refused; symlink refused");
     expect("commands", "yes");
+    // every backend holds the file API to the quota; as root the fs and
+    // Docker workspaces are images that commands meet too
+    expect(
+        "disk quota",
+        "16 MiB: API write over it refused (quota_exceeded)",
+    );
+    for (column, cell) in cells(&rows, &columns, "disk quota") {
+        if column != "state" && nix::unistd::geteuid().is_root() {
+            assert!(cell.contains("dd stopped at"), "{column}: {cell}\n{text}");
+        }
+    }
     expect("processes (ps in A)", "hidden: B's process ran");
     expect("/tmp (rm in A)", "private");
     expect("fork bomb in A", "capped: forks refused");

@@ -350,11 +350,11 @@ impl DockerSandbox {
                 return Err(e);
             }
         };
-        if bind_agent.is_none() {
-            if let Err(e) = copy_agent(client, &container, &agent_bin).await {
-                cleanup(client.clone(), Some(container)).await;
-                return Err(e);
-            }
+        if bind_agent.is_none()
+            && let Err(e) = copy_agent(client, &container, &agent_bin).await
+        {
+            cleanup(client.clone(), Some(container)).await;
+            return Err(e);
         }
         // Attach and start go out together (one round trip less): the
         // agent's hello is buffered until the attach reads it.

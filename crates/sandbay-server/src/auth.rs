@@ -27,6 +27,11 @@ use crate::error::ApiError;
 /// The prefix of every API key.
 pub const KEY_PREFIX: &str = "sbk_";
 
+/// The prefix of the user id of a JWT's `sub`: a token's users have a
+/// name space of their own, so a login that lets someone call themselves
+/// `alice` never reaches the key user `alice`.
+pub const JWT_USER_PREFIX: &str = "jwt:";
+
 /// Who a request is from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -50,7 +55,9 @@ pub enum KeysError {
         line: usize,
     },
     /// A user id that cannot be written in the file.
-    #[error("user ids are 1 to 128 characters without spaces or control characters")]
+    #[error(
+        "user ids are 1 to 64 bytes without spaces or control characters, not starting with `jwt:`"
+    )]
     InvalidUser,
     /// The system's random source failed.
     #[error("no random bytes for a new key: {0}")]
@@ -79,10 +86,12 @@ fn unhex(text: &str) -> Option<Digest32> {
     Some(out)
 }
 
-/// Whether `user` can be a user id of the keys file.
+/// Whether `user` can be a user id of the keys file (never one of the
+/// JWT users' name space, [`JWT_USER_PREFIX`]).
 pub fn valid_user(user: &str) -> bool {
     !user.is_empty()
-        && user.len() <= 128
+        && !user.starts_with(JWT_USER_PREFIX)
+        && user.len() <= 64
         && !user.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
@@ -291,10 +300,10 @@ impl KeyStore {
     /// tells nothing about the keys) and then compared in constant time.
     pub fn identify(&self, key: &str) -> Option<Caller> {
         let presented = digest(key);
-        if let Some(admin) = &self.admin {
-            if bool::from(admin.ct_eq(&presented)) {
-                return Some(Caller::Admin);
-            }
+        if let Some(admin) = &self.admin
+            && bool::from(admin.ct_eq(&presented))
+        {
+            return Some(Caller::Admin);
         }
         let (stored, user) = self.users.get_key_value(&presented)?;
         bool::from(stored.ct_eq(&presented)).then(|| Caller::User(user.clone()))
@@ -317,16 +326,18 @@ impl KeyStore {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer <key>`")
             })?;
-        if !token.starts_with(KEY_PREFIX) {
-            if let Some(jwt) = &self.jwt {
-                if token.split('.').count() == 3 {
-                    return jwt.user(token).map(Caller::User).ok_or_else(|| {
-                        ApiError::unauthorized(
-                            "the token is not valid: wrong signature or algorithm, expired, not yet valid, or for another audience",
-                        )
-                    });
-                }
-            }
+        if !token.starts_with(KEY_PREFIX)
+            && let Some(jwt) = &self.jwt
+            && token.split('.').count() == 3
+        {
+            return jwt
+                .user(token)
+                .map(|sub| Caller::User(format!("{JWT_USER_PREFIX}{sub}")))
+                .ok_or_else(|| {
+                    ApiError::unauthorized(
+                        "the token is not valid: wrong signature or algorithm, expired, not yet valid, or for another audience",
+                    )
+                });
         }
         self.identify(token)
             .ok_or_else(|| ApiError::unauthorized("the key is not valid"))

@@ -115,6 +115,9 @@ impl std::str::FromStr for BackendChoice {
 pub struct ServerLimits {
     /// Sessions one user may hold. Default 32.
     pub sessions_per_user: usize,
+    /// Bytes of files one session may hold, through the API or left by a
+    /// command (`quota_exceeded` over it). Default 256 MiB.
+    pub session_bytes: u64,
     /// Sessions over all users. Default 10,000.
     pub sessions_total: usize,
     /// Requests of one user in progress at once. Default 16.
@@ -131,6 +134,7 @@ impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
             sessions_per_user: 32,
+            session_bytes: 256 << 20,
             sessions_total: 10_000,
             concurrent_per_user: 16,
             body_bytes: 16 * 1024 * 1024,

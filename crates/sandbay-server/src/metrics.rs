@@ -120,7 +120,13 @@ impl Metrics {
 
 /// Records every request's route, status and latency.
 pub(crate) async fn record(State(app): AppState, request: Request, next: Next) -> Response {
-    let method = request.method().to_string();
+    // Only the standard methods become labels: any other name would add
+    // a series per request, and memory without bound.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()

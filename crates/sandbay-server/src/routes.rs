@@ -360,7 +360,7 @@ pub(crate) async fn list_sessions(
     }))
 }
 
-#[utoipa::path(put, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])), params(("id" = String, Path, description = "session id: 1 to 128 of A-Z a-z 0-9 . _ -")), responses((status = 201, description = "created", body = SessionInfo), (status = 200, description = "it existed", body = SessionInfo), (status = 400, body = ApiError), (status = 429, body = ApiError), (status = 503, body = ApiError)))]
+#[utoipa::path(put, path = "/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])), params(("id" = String, Path, description = "session id: 1 to 64 of A-Z a-z 0-9 . _ -")), responses((status = 201, description = "created", body = SessionInfo), (status = 200, description = "it existed", body = SessionInfo), (status = 400, body = ApiError), (status = 429, body = ApiError), (status = 503, body = ApiError)))]
 pub(crate) async fn create_session(
     State(app): AppState,
     User(user): User,
@@ -408,7 +408,11 @@ pub(crate) struct ToolList {
 
 #[utoipa::path(get, path = "/v1/tools", tag = "tools", security(("bearer" = [])), responses((status = 200, body = ToolList)))]
 pub(crate) async fn list_tools(State(app): AppState, User(_): User) -> Json<ToolList> {
-    let config = sandbay_middleware::ToolConfig::default();
+    let config = sandbay_middleware::ToolConfig {
+        default_timeout: Duration::from_secs(app.limits.exec_timeout_default_secs),
+        max_timeout: Duration::from_secs(app.limits.exec_timeout_max_secs),
+        ..sandbay_middleware::ToolConfig::default()
+    };
     let execute = app.sessions.isolation() != sandbay_core::Isolation::None;
     Json(ToolList {
         tools: ToolName::ALL

@@ -46,11 +46,11 @@ pub(crate) struct Sessions {
     creating: tokio::sync::Mutex<()>,
 }
 
-/// Whether `id` is a session id: 1 to 128 of `A-Z a-z 0-9 . _ -`, not
+/// Whether `id` is a session id: 1 to 64 of `A-Z a-z 0-9 . _ -`, not
 /// `.` or `..`.
 pub(crate) fn valid_session_id(id: &str) -> bool {
     !id.is_empty()
-        && id.len() <= 128
+        && id.len() <= 64
         && id != "."
         && id != ".."
         && id
@@ -63,7 +63,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::bad_request(
-            "a session id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+            "a session id is 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
         ))
     }
 }
@@ -76,7 +76,10 @@ impl Sessions {
             _ => WriteBehind::Within(config.write_behind()),
         };
         let store = StateStore::open(
-            StateConfig::default(),
+            StateConfig {
+                max_total_bytes: Some(config.limits.session_bytes),
+                ..StateConfig::default()
+            },
             Durability::new(config.data.join("state")).write_behind(write_behind),
         )
         .map_err(|e| format!("cannot open the data directory: {e}"))?;
@@ -237,18 +240,27 @@ impl Sessions {
                 ));
                 let as_sandbox: Arc<dyn Sandbox> = sandbox.clone();
                 Live {
-                    toolbox: Toolbox::with_sandbox(as_sandbox),
+                    toolbox: Toolbox::with_sandbox(as_sandbox).with_config(self.tool_config()),
                     sandbox: Some(sandbox),
                 }
             }
             None => Live {
-                toolbox: Toolbox::new(backend),
+                toolbox: Toolbox::new(backend).with_config(self.tool_config()),
                 sandbox: None,
             },
         };
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         // another request may have made it meanwhile: keep the first
         Ok(live.entry(key).or_insert_with(|| Arc::new(made)).clone())
+    }
+
+    /// The tools' settings: command time limits are the server's.
+    fn tool_config(&self) -> sandbay_middleware::ToolConfig {
+        sandbay_middleware::ToolConfig {
+            default_timeout: std::time::Duration::from_secs(self.limits.exec_timeout_default_secs),
+            max_timeout: std::time::Duration::from_secs(self.limits.exec_timeout_max_secs),
+            ..sandbay_middleware::ToolConfig::default()
+        }
     }
 
     fn live_get(&self, key: &Key) -> Option<Arc<Live>> {

@@ -800,3 +800,87 @@ async fn the_openapi_document_lists_every_route() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["schemas"]["ExecBody"]["properties"]["command"].is_object());
 }
+
+#[tokio::test]
+async fn unknown_methods_add_no_metric_series() {
+    let s = start().await;
+    for i in 0..20 {
+        let method = format!("X{}{i}", "Y".repeat(200));
+        let (status, _) = s.raw(&method, ALICE, "/v1/sessions", b"").await;
+        assert_ne!(status, 200);
+    }
+    let text = s
+        .req(Method::GET, Some(ADMIN), "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains("YYYY"),
+        "a method name became a label:\n{text}"
+    );
+    assert!(text.contains(r#"method="other""#), "{text}");
+}
+
+#[tokio::test]
+async fn a_session_is_held_to_its_byte_quota() {
+    let limits = ServerLimits {
+        session_bytes: 1 << 20,
+        exec_timeout_max_secs: 2,
+        exec_timeout_default_secs: 1,
+        ..ServerLimits::default()
+    };
+    let s = start_with(limits, &[("alice", ALICE)]).await;
+    s.send(Method::PUT, Some(ALICE), "/v1/sessions/s", None)
+        .await;
+    assert_eq!(
+        s.put_file(ALICE, "s", "half.bin", vec![1u8; 600 << 10])
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    let resp = s
+        .req(Method::PUT, Some(ALICE), "/v1/sessions/s/files/more.bin")
+        .body(vec![2u8; 600 << 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["code"], "quota_exceeded");
+    assert_eq!(
+        s.get_file(ALICE, "s", "half.bin").await.1.len(),
+        600 << 10,
+        "nothing lost"
+    );
+    if !jail_available(&s).await {
+        return;
+    }
+    // a command cannot leave more than the quota either
+    let (_, out) = s
+        .send(
+            Method::POST,
+            Some(ALICE),
+            "/v1/sessions/s/exec",
+            Some(json!({"command": "dd if=/dev/zero of=big bs=1048576 count=4 2>/dev/null; echo done"})),
+        )
+        .await;
+    assert_eq!(out["stdout"], "done\n", "{out}");
+    assert!(
+        !out["notes"].as_array().unwrap().is_empty(),
+        "the refusal is noted: {out}"
+    );
+    assert_eq!(s.get_file(ALICE, "s", "big").await.0, StatusCode::NOT_FOUND);
+    // the tools' execute meets the server's time limits, not its own
+    let (_, out) = s
+        .send(
+            Method::POST,
+            Some(ALICE),
+            "/v1/sessions/s/tools/execute",
+            Some(json!({"command": "sleep 20", "timeout": 30})),
+        )
+        .await;
+    let text = out["text"].as_str().unwrap();
+    assert!(text.contains("timed out after 2"), "{text}");
+}

@@ -51,7 +51,8 @@ async fn start() -> (String, tempfile::TempDir, tokio::task::JoinHandle<()>) {
         issuer: None,
         leeway_secs: 0,
     };
-    let keys = KeyStore::default().with_jwt(Some(JwtVerifier::new(&jwt).unwrap()));
+    let mut keys = KeyStore::default().with_jwt(Some(JwtVerifier::new(&jwt).unwrap()));
+    keys.insert("alice", "sbk_key-user-alice");
     let config = ServerConfig {
         data: dir.path().to_path_buf(),
         ..ServerConfig::default()
@@ -112,6 +113,19 @@ async fn tokens_are_checked_fully() {
         .await
         .unwrap();
     assert_eq!(put.status(), StatusCode::NO_CONTENT);
+    // a token's users are a name space of their own: the key user
+    // "alice" is someone else
+    assert_eq!(
+        status(
+            &client,
+            &base,
+            "sbk_key-user-alice",
+            reqwest::Method::GET,
+            "/v1/sessions/s"
+        )
+        .await,
+        StatusCode::NOT_FOUND
+    );
     // bob's valid token is bob: alice's session does not exist for him
     assert_eq!(
         status(
@@ -267,7 +281,7 @@ async fn hs256_tokens_from_a_shared_secret() {
     let caller = keys.authenticate(Some(&format!("Bearer {}", mint(&good, secret))));
     assert_eq!(
         caller.unwrap(),
-        sandbay_server::Caller::User("carol".into())
+        sandbay_server::Caller::User("jwt:carol".into())
     );
     let mut other_issuer = good.clone();
     other_issuer["iss"] = json!("https://evil.example");

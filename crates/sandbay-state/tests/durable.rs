@@ -451,3 +451,36 @@ async fn sigkill_loses_at_most_the_window() {
         old.len()
     );
 }
+
+#[tokio::test]
+async fn temporaries_of_an_interrupted_write_are_swept_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path(), WriteBehind::EveryWrite);
+        store
+            .session("u", "s")
+            .write(&p("/a"), "kept")
+            .await
+            .unwrap();
+    }
+    let leftover = dir.path().join("sessions/u/.tmp-AbC123.snap");
+    std::fs::write(&leftover, vec![0u8; 4096]).unwrap();
+    let store = open(dir.path(), WriteBehind::EveryWrite);
+    assert!(
+        !leftover.exists(),
+        "the interrupted write's temporary file is gone"
+    );
+    assert_eq!(
+        store
+            .session("u", "s")
+            .read_to_string(&p("/a"))
+            .await
+            .unwrap(),
+        "kept"
+    );
+    // an id whose file name would be too long is refused, never retried
+    assert_eq!(
+        store.try_session("u", &".".repeat(100)).unwrap_err(),
+        LoadError::InvalidId
+    );
+}

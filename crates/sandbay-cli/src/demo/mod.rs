@@ -77,6 +77,7 @@ fn rows() -> Vec<(&'static str, Probe)> {
         }),
         ("network (host 127.0.0.1)", |s| Box::pin(probes::network(s))),
         ("host files outside", |s| Box::pin(probes::host_files(s))),
+        ("disk quota", |s| Box::pin(probes::disk_quota(s))),
     ]
 }
 

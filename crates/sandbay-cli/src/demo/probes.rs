@@ -755,3 +755,68 @@ pub(crate) async fn enforced(ws: &Workspace) -> Option<String> {
     });
     Some(format!("enforced in the container: {}", parts.join(", ")))
 }
+
+/// The quota every demo workspace gets.
+pub(crate) const DEMO_QUOTA_BYTES: u64 = 16 << 20;
+
+/// A disk quota: the file API refuses a write over it with
+/// `quota_exceeded`, a command's `dd` stops at it (where commands are
+/// capped), and after deleting, a write works again. A verdict only with
+/// that evidence.
+pub(crate) async fn disk_quota(s: &Scenario) -> String {
+    let ws = &s.a1;
+    let Some(quota) = ws.backend.capabilities().quota else {
+        return not_proven("the backend reports no quota in force here");
+    };
+    let mib = quota.bytes >> 20;
+    let big = VPath::parse("/quota-fill.bin").expect("a valid path");
+    let over = vec![7u8; (quota.bytes + (1 << 20)) as usize];
+    let api = ws.backend.upload(vec![(big.clone(), over)]).await.pop();
+    let api_cell = match api {
+        Some(Err(e)) if e.code() == sandbay_core::ErrorCode::QuotaExceeded => {
+            "API write over it refused (quota_exceeded)".to_owned()
+        }
+        Some(Err(e)) => return not_proven(format!("the API write failed otherwise: {e}")),
+        Some(Ok(())) => {
+            let _ = ws.backend.delete(&big).await;
+            return format!("NOT CAPPED: the API wrote {} MiB", mib + 1);
+        }
+        None => return not_proven("the upload gave no result"),
+    };
+    let command_cell = match (sandbox(ws), quota.commands) {
+        (None, _) => "no commands".to_owned(),
+        (Some(_), false) => "commands not capped while they run".to_owned(),
+        (Some(sb), true) => {
+            let count = mib + 8;
+            let dd = format!(
+                "dd if=/dev/zero of=dd-fill bs=1048576 count={count} 2>&1; echo; ls -l dd-fill | awk '{{print $5}}'; rm -f dd-fill"
+            );
+            match run(sb, &dd, 60).await {
+                Ok((text, _)) => {
+                    let written: u64 = text
+                        .lines()
+                        .rev()
+                        .find_map(|l| l.trim().parse().ok())
+                        .unwrap_or(u64::MAX);
+                    let enospc = text.contains("No space left") || text.contains("quota");
+                    if written <= quota.bytes && enospc {
+                        format!("dd stopped at {} MiB (no space left)", written >> 20)
+                    } else {
+                        return format!(
+                            "NOT CAPPED: dd wrote {written} bytes: {}",
+                            first_line(&text)
+                        );
+                    }
+                }
+                Err(e) => return format!("error: {e}"),
+            }
+        }
+    };
+    let small = VPath::parse("/after-quota.txt").expect("a valid path");
+    let control = ws.backend.write(&small, "room again\n").await;
+    let _ = ws.backend.delete(&small).await;
+    if let Err(e) = control {
+        return not_proven(format!("a small write after the refusals failed: {e}"));
+    }
+    format!("{mib} MiB: {api_cell}; {command_cell}; writes work after")
+}

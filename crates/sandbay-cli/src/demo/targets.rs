@@ -171,7 +171,11 @@ impl Target for DockerTarget {
         Box::pin(async move {
             let config = sandbay_docker::DockerConfig::default()
                 .with_owner(format!("sandbay-demo-{user}"))
-                .with_workspace_base(self.base.path());
+                .with_workspace_base(self.base.path())
+                .with_disk_quota(Some(sandbay_fs::Quota::new(
+                    super::probes::DEMO_QUOTA_BYTES,
+                    4096,
+                )));
             let sandbox = Arc::new(
                 sandbay_docker::DockerSandbox::create(&self.client, config)
                     .await
@@ -258,7 +262,10 @@ pub(crate) async fn available() -> Vec<(Box<dyn Target>, Option<String>)> {
     };
     let mut targets: Vec<(Box<dyn Target>, Option<String>)> = vec![(
         Box::new(StateTarget {
-            store: sandbay_state::StateStore::default(),
+            store: sandbay_state::StateStore::new(sandbay_state::StateConfig {
+                max_total_bytes: Some(super::probes::DEMO_QUOTA_BYTES),
+                ..Default::default()
+            }),
             jail: jail.clone(),
         }),
         note.clone(),
@@ -268,7 +275,9 @@ pub(crate) async fn available() -> Vec<(Box<dyn Target>, Option<String>)> {
             Ok(provider) => targets.push((
                 Box::new(FsTarget {
                     base,
-                    provider,
+                    provider: provider.with_config(sandbay_fs::FsConfig::default().with_quota(
+                        sandbay_fs::Quota::new(super::probes::DEMO_QUOTA_BYTES, 4096),
+                    )),
                     jail,
                 }),
                 note,

@@ -53,12 +53,12 @@ pub(crate) fn locate(explicit: Option<&Path>) -> Result<PathBuf, Error> {
         if let Some(p) = std::env::var_os(AGENT_ENV).filter(|p| !p.is_empty()) {
             candidates.push(PathBuf::from(p));
         }
-        if let Ok(exe) = std::env::current_exe() {
-            if let Some(dir) = exe.parent() {
-                candidates.push(dir.join("sandbay-agent"));
-                if let Some(up) = dir.parent() {
-                    candidates.push(up.join("sandbay-agent"));
-                }
+        if let Ok(exe) = std::env::current_exe()
+            && let Some(dir) = exe.parent()
+        {
+            candidates.push(dir.join("sandbay-agent"));
+            if let Some(up) = dir.parent() {
+                candidates.push(up.join("sandbay-agent"));
             }
         }
     }

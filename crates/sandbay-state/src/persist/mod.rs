@@ -168,10 +168,13 @@ pub(crate) struct Durable {
 const RETRY: Duration = Duration::from_secs(1);
 
 impl Durable {
-    /// Opens (makes) the data directory.
+    /// Opens (makes) the data directory, and removes the temporary files
+    /// of writes that a crash interrupted (the file they were to replace
+    /// is intact).
     pub(crate) fn open(durability: &Durability) -> io::Result<Arc<Durable>> {
         let root = durability.dir.join("sessions");
         std::fs::create_dir_all(&root)?;
+        sweep_temporaries(&root);
         Ok(Arc::new(Durable {
             root,
             write_behind: durability.write_behind,
@@ -366,6 +369,30 @@ impl Durable {
                         lock(&self.queue)
                             .due
                             .insert(key, Instant::now() + RETRY.max(self.write_behind.window()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Removes `.tmp-*.snap` files left in the users' directories.
+fn sweep_temporaries(root: &Path) {
+    let Ok(users) = std::fs::read_dir(root) else {
+        return;
+    };
+    for user in users.flatten() {
+        let Ok(files) = std::fs::read_dir(user.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".tmp-") && name.ends_with(".snap") {
+                match std::fs::remove_file(file.path()) {
+                    Ok(()) => tracing::info!("removed the temporary file of an interrupted write"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "an interrupted write's temporary file stays")
                     }
                 }
             }

@@ -4,6 +4,9 @@
 
 /// Longest id that gets a file name.
 const MAX_ID: usize = 128;
+/// Longest file name made: with `.snap.corrupt` it stays under the 255
+/// bytes of a file name.
+const MAX_NAME: usize = 240;
 
 /// The file name of an id, `None` when it is empty or too long.
 pub(super) fn encode(id: &str) -> Option<String> {
@@ -18,7 +21,7 @@ pub(super) fn encode(id: &str) -> Option<String> {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    Some(out)
+    (out.len() <= MAX_NAME).then_some(out)
 }
 
 /// The id a file name stands for, `None` for a name [`encode`] never makes.
@@ -61,6 +64,9 @@ mod tests {
         }
         assert_eq!(encode(""), None);
         assert_eq!(encode(&"a".repeat(129)), None);
+        // escaped bytes take three: a name that would pass 240 is refused
+        assert_eq!(encode(&".".repeat(81)), None);
+        assert!(encode(&".".repeat(80)).is_some());
         for foreign in ["a.b", "%4", "%41", "%zz", "", "%2f"] {
             assert_eq!(decode(foreign), None, "{foreign}");
         }
