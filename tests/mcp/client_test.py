@@ -262,7 +262,12 @@ async def scenario(session, checks, backend, workspace, shell):
 
 
 async def run_backend(command, checks, backend, workspace, shell):
-    params = StdioServerParameters(command=command[0], args=command[1:] + ["--backend", backend])
+    # The client passes only a few variables to the server by default;
+    # the Docker backend needs SANDBAY_AGENT (and DOCKER_HOST, if set).
+    env = {k: v for k, v in os.environ.items() if k.startswith(("SANDBAY_", "DOCKER_", "RUST_"))}
+    params = StdioServerParameters(
+        command=command[0], args=command[1:] + ["--backend", backend], env=env or None
+    )
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
             await scenario(session, checks, backend, workspace, shell)

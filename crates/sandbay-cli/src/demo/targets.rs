@@ -275,9 +275,19 @@ pub(crate) async fn available() -> Vec<(Box<dyn Target>, Option<String>)> {
             Ok(provider) => targets.push((
                 Box::new(FsTarget {
                     base,
-                    provider: provider.with_config(sandbay_fs::FsConfig::default().with_quota(
-                        sandbay_fs::Quota::new(super::probes::DEMO_QUOTA_BYTES, 4096),
-                    )),
+                    // A mounted quota image cannot yet be entered by the
+                    // jail's uid at `limits` (no namespaces): the quota
+                    // goes only where commands can use it.
+                    provider: if jail
+                        .as_ref()
+                        .is_some_and(|j| j.isolation == sandbay_core::Isolation::Limits)
+                    {
+                        provider
+                    } else {
+                        provider.with_config(sandbay_fs::FsConfig::default().with_quota(
+                            sandbay_fs::Quota::new(super::probes::DEMO_QUOTA_BYTES, 4096),
+                        ))
+                    },
                     jail,
                 }),
                 note,
