@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::path::VPath;
+use crate::stream::ExecStream;
 use crate::types::{
     Capabilities, DirEntry, EditOutcome, EditRequest, ExecOutput, ExecRequest, GlobOutput,
     GlobRequest, GrepOutput, GrepRequest, ReadRequest, TextWindow,
@@ -151,6 +152,29 @@ pub trait Sandbox: Backend {
     /// - output is capped while streaming, never buffered unbounded;
     /// - a non-zero exit is a normal [`ExecOutput`], not an error.
     async fn execute(&self, request: ExecRequest) -> Result<ExecOutput>;
+
+    /// Runs a shell command like [`Sandbox::execute`], its output coming
+    /// as it is written: `Stdout`/`Stderr` chunks, then the `Exit`
+    /// ([`ExecStream`]).
+    ///
+    /// # Behavior
+    /// - an error before the command started (a bad request, a full or
+    ///   stopped sandbox) is the `Err` of this call; a failure after it is
+    ///   an `Err` item of the stream;
+    /// - the time limit and the output cap are those of `execute`;
+    /// - dropping the stream before its end kills the command's whole
+    ///   process tree, as dropping `execute`'s future does.
+    ///
+    /// The default is **not** a stream: it runs [`Sandbox::execute`] to
+    /// the end and then yields the whole output at once
+    /// ([`ExecStream::buffered`], whose [`ExecStream::is_live`] is
+    /// `false`). Backends that can stream override it.
+    ///
+    /// # Errors
+    /// As [`Sandbox::execute`].
+    async fn execute_stream(&self, request: ExecRequest) -> Result<ExecStream> {
+        Ok(ExecStream::buffered(self.execute(request).await?))
+    }
 }
 
 /// A type-erased backend.
@@ -212,6 +236,9 @@ macro_rules! forward_backend {
             }
             async fn execute(&self, request: ExecRequest) -> Result<ExecOutput> {
                 (**self).execute(request).await
+            }
+            async fn execute_stream(&self, request: ExecRequest) -> Result<ExecStream> {
+                (**self).execute_stream(request).await
             }
         }
     };

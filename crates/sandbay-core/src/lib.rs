@@ -33,6 +33,7 @@ mod backend;
 mod error;
 mod lines;
 mod path;
+mod stream;
 pub mod text;
 mod types;
 
@@ -40,7 +41,11 @@ pub use backend::{Backend, BackendExt, DynBackend, DynSandbox, Sandbox, clear_li
 pub use error::{Error, ErrorCode, Result};
 pub use lines::Lines;
 pub use path::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES, PathError, PathErrorKind, VPath};
+pub use stream::{ExecEvent, ExecExit, ExecStream};
 pub use types::*;
 
 /// Re-export so backends implement the traits with the same macro version.
 pub use async_trait::async_trait;
+/// Re-export of the `Stream` trait's crate, so a backend builds an
+/// [`ExecStream`] without naming it as a dependency of its own.
+pub use futures_core;

@@ -269,11 +269,29 @@ impl VPath {
     /// Joins one already validated file name (as found in a directory
     /// listing). Returns `None` if `name` is not a single valid component.
     pub fn child(&self, name: &str) -> Option<VPath> {
-        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        // The rules of `parse` for one component, checked in place: called
+        // for every entry of a listing or a walk, it must not re-parse.
+        if name.is_empty()
+            || name == "."
+            || name == ".."
+            || name.len() > MAX_COMPONENT_BYTES
+            || name
+                .bytes()
+                .any(|b| b == b'/' || b == b'\\' || b.is_ascii_control())
+        {
             return None;
         }
-        let joined = self.join(name).ok()?;
-        (joined.parent().as_ref() == Some(self)).then_some(joined)
+        let sep = usize::from(!self.is_root());
+        if self.raw.len() + sep + name.len() > MAX_PATH_BYTES {
+            return None;
+        }
+        let mut raw = String::with_capacity(self.raw.len() + sep + name.len());
+        raw.push_str(&self.raw);
+        if sep == 1 {
+            raw.push('/');
+        }
+        raw.push_str(name);
+        Some(VPath { raw })
     }
 
     /// Segment-wise prefix test: `/foo/bar` starts with `/foo` but not
@@ -425,6 +443,31 @@ mod tests {
         assert!(a.child("b/c").is_none());
         assert!(a.join("../../x").is_err());
         assert_eq!(a.join("/x").unwrap().as_str(), "/a/x");
+    }
+
+    #[test]
+    fn child_agrees_with_join() {
+        let long = "x".repeat(MAX_COMPONENT_BYTES);
+        let too_long = "x".repeat(MAX_COMPONENT_BYTES + 1);
+        let deep = VPath::parse(&format!("/{}", ["y"; 2047].join("/"))).unwrap();
+        let names = [
+            "b", ".", "..", "", "a/b", "a\\b", "a\0b", "a\nb", "a\u{7f}b", "C:", "c:x", "...",
+            ".hidden", "é", " ", &long, &too_long,
+        ];
+        for base in [VPath::root(), VPath::parse("/a").unwrap(), deep] {
+            for name in names {
+                let slow = base
+                    .join(name)
+                    .ok()
+                    .filter(|j| j.parent().as_ref() == Some(&base));
+                assert_eq!(base.child(name), slow, "{base:?} + {name:?}");
+            }
+            let fill = "z".repeat(MAX_PATH_BYTES.saturating_sub(base.as_str().len() + 1));
+            assert_eq!(
+                base.child(&fill).is_some(),
+                base.join(&fill).is_ok() && fill.len() <= MAX_COMPONENT_BYTES
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Glob matching with `globset`, shared by `glob` and grep's file filter.
 
-use globset::{GlobBuilder, GlobMatcher as Inner};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::error::{Error, Result};
 use crate::path::VPath;
@@ -33,8 +33,14 @@ use crate::types::GlobOutput;
 /// ```
 #[derive(Debug, Clone)]
 pub struct GlobMatcher {
-    inner: Inner,
+    /// A set of one glob: `globset` then matches common shapes (`*.ext`,
+    /// `**/*.ext`, literals, suffixes) without running a regex.
+    inner: GlobSet,
     target: Target,
+    /// For `*<suffix>`, `**/*<suffix>` and `/**/*<suffix>` (a suffix
+    /// without special characters): the file name ends with it, which is
+    /// the whole test (`*` matches any name, a leading dot included).
+    name_suffix: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,21 +71,42 @@ impl GlobMatcher {
             (Target::FileName, pattern)
         };
         let body = body.trim_start_matches("./");
+        let invalid = |e: globset::Error| {
+            Error::invalid_argument(format!("invalid glob pattern {pattern:?}: {}", e.kind()))
+        };
         let glob = GlobBuilder::new(body)
-            .literal_separator(true)
+            // A file name holds no `/`, so for it the separator rule
+            // changes nothing, and without it `*.ext` is an extension test.
+            .literal_separator(!matches!(target, Target::FileName))
             .backslash_escape(true)
             .build()
-            .map_err(|e| {
-                Error::invalid_argument(format!("invalid glob pattern {pattern:?}: {}", e.kind()))
-            })?;
+            .map_err(invalid)?;
+        let inner = GlobSetBuilder::new().add(glob).build().map_err(invalid)?;
+        let name_suffix = match target {
+            Target::FileName => body.strip_prefix('*'),
+            Target::Relative | Target::Absolute => body.strip_prefix("**/*"),
+        }
+        .filter(|rest| !rest.contains(['*', '?', '[', ']', '{', '}', '\\', '/']))
+        .map(str::to_owned);
         Ok(GlobMatcher {
-            inner: glob.compile_matcher(),
+            inner,
             target,
+            name_suffix,
         })
     }
 
     /// Whether `path`, found while searching below `base`, matches.
     pub fn is_match(&self, base: &VPath, path: &VPath) -> bool {
+        if let Some(suffix) = &self.name_suffix {
+            // The suffix holds no `/`: the last component ends with it
+            // exactly when the whole path does.
+            let (raw, suffix) = (path.as_str(), suffix.as_str());
+            return match self.target {
+                Target::FileName | Target::Absolute => raw.ends_with(suffix),
+                Target::Relative if path == base => suffix.is_empty(),
+                Target::Relative => path.starts_with(base) && raw.ends_with(suffix),
+            };
+        }
         let candidate = match self.target {
             Target::FileName => path.file_name().unwrap_or(""),
             Target::Relative => match path.strip_prefix(base) {
@@ -125,6 +152,38 @@ mod tests {
         assert!(m("*", "/", "/.hidden"));
         assert!(m("{a,b}.txt", "/", "/q/b.txt"));
         assert!(m("[!a].txt", "/", "/b.txt"));
+    }
+
+    #[test]
+    fn suffix_shortcut_agrees_with_globset() {
+        let paths = [
+            "/x.py",
+            "/a/b/x.py",
+            "/a/.py",
+            "/a/b/x.pyc",
+            "/py",
+            "/a/xpy",
+            "/a",
+        ];
+        for pattern in ["*.py", "**/*.py", "/**/*.py", "*", "**/*", "*py"] {
+            let fast = GlobMatcher::new(pattern).unwrap();
+            assert!(fast.name_suffix.is_some(), "{pattern}");
+            let mut slow = fast.clone();
+            slow.name_suffix = None;
+            for base in ["/", "/a", "/a/b"] {
+                let base = VPath::parse(base).unwrap();
+                for path in paths {
+                    let path = VPath::parse(path).unwrap();
+                    assert_eq!(
+                        fast.is_match(&base, &path),
+                        slow.is_match(&base, &path),
+                        "{pattern} {base} {path}"
+                    );
+                }
+            }
+        }
+        assert!(GlobMatcher::new("*.{py,rs}").unwrap().name_suffix.is_none());
+        assert!(GlobMatcher::new("src/*.py").unwrap().name_suffix.is_none());
     }
 
     #[test]
