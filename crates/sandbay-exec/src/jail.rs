@@ -18,8 +18,9 @@ use crate::plan::{self, NsPlan, WORKSPACE_DIR};
 use crate::probe::{HostSupport, host_ids, host_support};
 use crate::run;
 use crate::spawner;
+use crate::stream::OutputSink;
 use crate::sys::{self, Rlimit};
-use crate::uid::UidLease;
+use crate::uid::{JAIL_UIDS, UidLease};
 use crate::workspace;
 
 /// `PATH` inside the jail.
@@ -163,7 +164,7 @@ impl Jail {
         let privileged = nix::unistd::geteuid().is_root();
         let (lease, fixed) = match config.identity {
             Identity::Auto if privileged => (
-                Some(UidLease::take().ok_or_else(|| Error::Unavailable {
+                Some(JAIL_UIDS.take().ok_or_else(|| Error::Unavailable {
                     message: "every sandbox uid of this process is in use".into(),
                 })?),
                 None,
@@ -348,6 +349,71 @@ impl Jail {
         host_workspace_dir: &Path,
         request: ExecRequest,
     ) -> Result<ExecOutput> {
+        self.run_with(place, host_workspace_dir, request, None)
+            .await
+    }
+
+    /// [`Jail::run`], its output sent to `sink` as it comes instead of
+    /// kept: the result's `stdout` and `stderr` are empty, `truncated`
+    /// says whether the cap dropped bytes. Use it inside
+    /// [`exec_stream`](crate::exec_stream), which makes the sink and turns
+    /// the run into a live [`ExecStream`](sandbay_core::ExecStream):
+    ///
+    /// ```no_run
+    /// # async fn demo() -> sandbay_core::Result<()> {
+    /// use sandbay_core::{ExecEvent, ExecRequest};
+    /// use sandbay_exec::{Jail, JailConfig, exec_stream};
+    ///
+    /// let jail = Jail::new(JailConfig::new(Jail::probe()))?;
+    /// let mut stream = exec_stream(|sink| async move {
+    ///     jail.run_streaming("/srv/ws/alice".as_ref(), ExecRequest::new("echo a; sleep 1; echo b"), sink).await
+    /// })
+    /// .await?;
+    /// while let Some(event) = stream.next().await {
+    ///     if let ExecEvent::Stdout(bytes) = event? {
+    ///         print!("{}", String::from_utf8_lossy(&bytes));
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Jail::run`].
+    pub async fn run_streaming(
+        &self,
+        host_workspace_dir: &Path,
+        request: ExecRequest,
+        sink: OutputSink,
+    ) -> Result<ExecOutput> {
+        check_request(&request)?;
+        let place = self.wait_for_place().await?;
+        self.run_with(place, host_workspace_dir, request, Some(sink))
+            .await
+    }
+
+    /// [`Jail::run_streaming`] in a place already taken with
+    /// [`Jail::wait_for_place`].
+    ///
+    /// # Errors
+    /// As [`Jail::run_in`].
+    pub async fn run_in_streaming(
+        &self,
+        place: Place,
+        host_workspace_dir: &Path,
+        request: ExecRequest,
+        sink: OutputSink,
+    ) -> Result<ExecOutput> {
+        self.run_with(place, host_workspace_dir, request, Some(sink))
+            .await
+    }
+
+    async fn run_with(
+        &self,
+        place: Place,
+        host_workspace_dir: &Path,
+        request: ExecRequest,
+        sink: Option<OutputSink>,
+    ) -> Result<ExecOutput> {
         if !Arc::ptr_eq(&place.places, &self.inner.places) {
             return Err(Error::invalid_argument(
                 "the place was taken in another jail",
@@ -426,6 +492,7 @@ impl Jail {
             request.timeout,
             inner.config.max_output_bytes,
             &workdir,
+            sink,
         )
         .await
     }

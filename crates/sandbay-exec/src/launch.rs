@@ -102,6 +102,7 @@ pub(crate) fn launch(
         argv: &argv,
         envp: &envp,
         probe_only: l.probe_only,
+        seccomp: crate::seccomp::Filter::get(),
     };
     let started = match sys::start(&spec) {
         Ok(started) => started,

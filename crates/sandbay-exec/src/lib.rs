@@ -56,6 +56,18 @@
 //!   [`JailConfig::queue_timeout`], then fails with `unavailable` without
 //!   having run.
 //!
+//! # Streamed output
+//!
+//! [`exec_stream`] runs a command as a task of its own and returns a live
+//! [`ExecStream`](sandbay_core::ExecStream) once it started: the run
+//! passes the [`OutputSink`] it is handed to [`Jail::run_streaming`] (or
+//! [`Jail::run_in_streaming`]), whose reads go to the stream as chunks
+//! instead of a buffer (the same cap; a consumer that reads slowly holds
+//! the command back rather than memory growing). Errors before `execve`
+//! are the result of [`exec_stream`]; dropping the stream aborts the task,
+//! and the run's guard kills the whole tree, as a dropped [`Jail::run`]
+//! does.
+//!
 //! # Levels
 //!
 //! | | `Limits` | `Namespaces` |
@@ -136,8 +148,9 @@
 //!   Unix sockets), SysV IPC, world-writable directories. Without cgroups, a
 //!   process that leaves the session (`setsid` plus a double fork) escapes
 //!   the group kill and runs on until its own limits stop it.
-//! - **At `Namespaces`** the kernel is shared: there is no seccomp filter
-//!   and no Landlock ruleset, so kernel bugs are reachable (nested user
+//! - **At `Namespaces`** the kernel is shared: the only seccomp filter is
+//!   [`seccomp`]'s (it refuses the calls that draw on host-wide budgets)
+//!   and there is no Landlock ruleset, so kernel bugs are reachable (nested user
 //!   namespaces are turned off best effort). `/proc` still shows host-wide
 //!   figures (memory, CPUs, load, uptime, kernel version), and the host's
 //!   installed software is readable under `/usr`. Runs of one jail share its
@@ -195,7 +208,10 @@ mod ownership;
 mod plan;
 mod probe;
 mod run;
+#[allow(unsafe_code)] // one prctl, in a child before execve
+pub mod seccomp;
 mod spawner;
+mod stream;
 #[allow(unsafe_code)]
 mod sys;
 mod uid;
@@ -204,6 +220,8 @@ mod workspace;
 pub use config::{Identity, JailConfig, ResourceLimits};
 pub use jail::{Enforcement, Jail, Place};
 pub use launch::MAX_STDIN;
+pub use ownership::{give_back_root, hand_over};
 pub use plan::{SANDBOX_UID, WORKSPACE_DIR};
 pub use probe::HostSupport;
-pub use uid::UID_RANGE;
+pub use stream::{OutputSink, exec_stream};
+pub use uid::{JAIL_UIDS, UID_RANGE, UidLease, UidPool};

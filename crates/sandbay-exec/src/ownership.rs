@@ -46,8 +46,18 @@ fn open_root(root: &Path) -> io::Result<std::os::fd::OwnedFd> {
     )?)
 }
 
-/// Gives every entry of the tree at `root` to `uid`:`gid` (see the module docs).
-pub(crate) fn hand_over(root: &Path, uid: u32, gid: u32) -> io::Result<()> {
+/// Gives every entry of the workspace tree at `root` that is not owned
+/// by `uid`:`gid` to them, and makes `root` mode `0700` (root hosts).
+///
+/// The walk is descriptor-relative and never follows a symlink, never
+/// leaves `root`'s file system, and leaves alone non-directories with
+/// more than one hard link that `uid` does not own (a host file linked
+/// in). The cost grows with the entries whose owner changes: a workspace
+/// handed to the same uid again costs a walk and no `chown`.
+///
+/// # Errors
+/// The first I/O error (`root` missing or a symlink, no permission).
+pub fn hand_over(root: &Path, uid: u32, gid: u32) -> io::Result<()> {
     let fd = open_root(root)?;
     let st = fstat(&fd)?;
     let owner = Owner {
@@ -68,14 +78,13 @@ pub(crate) fn hand_over(root: &Path, uid: u32, gid: u32) -> io::Result<()> {
 pub(crate) const ROOT_MODE: u32 = 0o700;
 
 /// Gives the workspace root at `root` back to `to_uid`:`to_gid` (mode
-/// `0700`) if `from_uid` owns it (see the module docs); the tree inside
-/// is left as it is.
-pub(crate) fn give_back_root(
-    root: &Path,
-    from_uid: u32,
-    to_uid: u32,
-    to_gid: u32,
-) -> io::Result<()> {
+/// `0700`) if `from_uid` owns it; the tree inside is left as it is. For
+/// the end of a uid lease: the uid may go to another owner later, which
+/// must not reach this workspace through its root.
+///
+/// # Errors
+/// The first I/O error.
+pub fn give_back_root(root: &Path, from_uid: u32, to_uid: u32, to_gid: u32) -> io::Result<()> {
     let fd = open_root(root)?;
     let st = fstat(&fd)?;
     if st.st_uid != from_uid {

@@ -15,7 +15,7 @@ use crate::launch::{HostIds, Launch, launch, stdin_fd};
 use crate::plan;
 use crate::spawner::spawn_on_blocking;
 use crate::sys::decode_failure;
-use crate::uid::UidLease;
+use crate::uid::{JAIL_UIDS, UidLease};
 
 /// The isolation this host can give, with reasons for what it cannot.
 ///
@@ -120,7 +120,7 @@ fn probe(namespaces: bool) -> std::result::Result<(), String> {
         return Err("running commands as a distinct sandbox uid needs root".into());
     }
     let lease = if privileged {
-        Some(UidLease::take().ok_or("no free sandbox uid")?)
+        Some(JAIL_UIDS.take().ok_or("no free sandbox uid")?)
     } else {
         None
     };

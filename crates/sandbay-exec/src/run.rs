@@ -9,9 +9,10 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe::Receiver;
 use tokio::sync::Notify;
 
-use crate::capture::Capture;
+use crate::capture::{Capture, Stream};
 use crate::guard::Exit;
 use crate::launch::{Launched, child_failure, stdin_fd, unavailable};
+use crate::stream::{Msg, OutputSink};
 use crate::sys::{self, decode_failure};
 
 /// How long output is still read after the tree was killed (only matters
@@ -58,6 +59,7 @@ pub(crate) async fn supervise(
     timeout: Duration,
     cap: usize,
     workdir: &VPath,
+    sink: Option<OutputSink>,
 ) -> Result<ExecOutput> {
     let Launched {
         mut guard,
@@ -88,9 +90,12 @@ pub(crate) async fn supervise(
         return Err(e);
     }
     drop(fail_rx);
+    if let Some(sink) = &sink {
+        sink.send(Msg::Started).await;
+    }
 
-    let mut out = Capture::new(cap);
-    let mut err = Capture::new(cap);
+    let mut out = Capture::streaming(cap, sink.clone(), Stream::Stdout);
+    let mut err = Capture::streaming(cap, sink, Stream::Stderr);
     let done = Notify::new();
     let supervise = async {
         let status = tokio::select! {

@@ -21,6 +21,7 @@ static HEAVY: Mutex<()> = Mutex::const_new(());
 const T: Duration = Duration::from_secs(20);
 
 per_level!(
+    host_wide_budgets_are_refused,
     fork_bomb_is_capped_and_b_keeps_answering,
     memory_hog_is_stopped,
     host_and_b_tmp_files_survive_a,
@@ -401,7 +402,15 @@ async fn fork_bomb_is_capped_and_b_keeps_answering(level: Isolation) {
         "B answered only {} times",
         latencies.len()
     );
-    assert!(max < Duration::from_secs(3), "B stalled for {max:?}");
+    // B's latency is a figure for the benchmarks (`cargo xtask bench
+    // exec`), not a bound here; the test asserts that B kept answering and
+    // why A's forks failed.
+    let a_err = String::from_utf8_lossy(&a_out.stderr);
+    assert!(
+        a_err.contains("Resource temporarily unavailable"),
+        "A's forks did not fail with EAGAIN: {}",
+        a_err.lines().last().unwrap_or_default()
+    );
     if a.enforcement().distinct_uid {
         assert!(
             most <= cap as usize,
@@ -460,4 +469,50 @@ async fn memory_hog_is_stopped(level: Isolation) {
     // And the jail still works afterwards.
     let o = run(&a, wa.path(), "echo alive", T).await;
     assert_eq!(out(&o), "alive\n");
+}
+
+/// Tries `io_setup` and `io_uring_setup` through libc from python3 and
+/// prints `NAME RESULT ERRNO` per call.
+#[cfg(target_arch = "x86_64")]
+const AIO_SCRIPT: &str = "import ctypes; l = ctypes.CDLL(None, use_errno=True); \
+c = ctypes.c_ulong(0); r = l.syscall(206, 1, ctypes.byref(c)); print('io_setup', r, ctypes.get_errno()); \
+p = (ctypes.c_char * 120)(); r = l.syscall(425, 1, p); print('io_uring_setup', r, ctypes.get_errno())";
+
+/// The kernel's host-wide budgets (async I/O contexts, io_uring rings)
+/// are refused to commands: one sandbox cannot take them all from every
+/// other user. The same script on the host (the control) gets them.
+#[cfg(target_arch = "x86_64")]
+async fn host_wide_budgets_are_refused(level: Isolation) {
+    let host = std::process::Command::new("python3")
+        .args(["-c", AIO_SCRIPT])
+        .output();
+    let host = match host {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => {
+            common::skip("no python3 to make the system calls with");
+            return;
+        }
+    };
+    assert!(
+        host.contains("io_setup 0 "),
+        "the control: io_setup works on the host: {host}"
+    );
+    let Some(a) = jail(level, |_| {}) else { return };
+    let wa = workspace();
+    let o = run(&a, wa.path(), &format!("python3 -c \"{AIO_SCRIPT}\""), T).await;
+    let text = out(&o);
+    assert!(
+        text.contains("io_setup -1 38"),
+        "io_setup is refused with ENOSYS in the jail: {text} {}",
+        err(&o)
+    );
+    assert!(
+        text.contains("io_uring_setup -1 38"),
+        "io_uring_setup is refused with ENOSYS in the jail: {text}"
+    );
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+async fn host_wide_budgets_are_refused(_level: Isolation) {
+    common::skip("the system call numbers of this test are x86-64's");
 }

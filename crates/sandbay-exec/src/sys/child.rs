@@ -271,6 +271,9 @@ pub(crate) unsafe fn child_main(plan: &Plan<'_>) -> ! {
             Stage::NoNewPrivs,
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as c_ulong, 0, 0, 0)
         );
+        if let Some(filter) = spec.seccomp {
+            check!(Stage::Seccomp, filter.install_raw());
+        }
         libc::umask(0o022);
         // No descriptor of the parent (sockets, files) reaches the command.
         check!(

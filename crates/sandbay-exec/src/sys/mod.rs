@@ -105,12 +105,13 @@ pub(crate) enum Stage {
     Workdir,
     Rlimit,
     NoNewPrivs,
+    Seccomp,
     CloseFds,
     Exec,
 }
 
 impl Stage {
-    const ALL: [Stage; 23] = [
+    const ALL: [Stage; 24] = [
         Stage::Stdio,
         Stage::Sync,
         Stage::Signals,
@@ -132,6 +133,7 @@ impl Stage {
         Stage::Workdir,
         Stage::Rlimit,
         Stage::NoNewPrivs,
+        Stage::Seccomp,
         Stage::CloseFds,
         Stage::Exec,
     ];
@@ -164,6 +166,7 @@ impl Stage {
             Stage::Workdir => "entering the working directory",
             Stage::Rlimit => "setting resource limits",
             Stage::NoNewPrivs => "forbidding new privileges",
+            Stage::Seccomp => "installing the system call filter",
             Stage::CloseFds => "closing inherited descriptors",
             Stage::Exec => "starting the shell",
         }
@@ -292,6 +295,8 @@ pub(crate) struct ChildSpec<'a> {
     pub(crate) envp: &'a CStrings,
     /// Stop right before `execve` with exit code 0 (capability probes).
     pub(crate) probe_only: bool,
+    /// The system call filter to install before `execve`.
+    pub(crate) seccomp: Option<&'a crate::seccomp::Filter>,
 }
 
 /// A child that exists and waits for the parent's go.
