@@ -11,7 +11,7 @@ use sandbay_core::{
 
 use crate::config::StateConfig;
 use crate::snapshot::Snapshot;
-use crate::tree::{Node, Tree};
+use crate::tree::{Content, Node, Tree};
 
 /// An in-memory workspace that behaves like a small POSIX filesystem.
 ///
@@ -200,12 +200,13 @@ impl StateBackend {
         Ok(())
     }
 
-    /// Checks, then stores a file, all under one write lock.
-    fn store(&self, path: &VPath, data: Arc<[u8]>) -> Result<()> {
+    /// Checks, then stores a file, all under one write lock (the content
+    /// is built and checked for text before the lock is taken).
+    fn store(&self, path: &VPath, content: Content) -> Result<()> {
         let mut tree = self.write_tree();
         let old = tree.check_put(path)?;
-        self.check_quota(&tree, path, old, data.len() as u64)?;
-        tree.put(path, data)
+        self.check_quota(&tree, path, old, content.len() as u64)?;
+        tree.put_checked(path, old, content)
     }
 
     /// The bytes of the file at `path`.
@@ -216,13 +217,26 @@ impl StateBackend {
         }
     }
 
-    /// Applies an edit to `data`: size limit, text check, then the rules.
+    /// The bytes of the file at `path` and its text, if it is text.
+    fn file_content(tree: &Tree, path: &VPath) -> Result<Content> {
+        match tree.get(path)? {
+            Node::File(f) => Ok(Content {
+                data: f.data.clone(),
+                text: f.text.clone(),
+            }),
+            Node::Dir(_) => Err(Error::IsDirectory { path: path.clone() }),
+        }
+    }
+
+    /// Applies an edit to a file's content: size limit, text check (made
+    /// when the file was stored), then the rules.
     fn edited(
         &self,
         path: &VPath,
         data: &[u8],
+        text: Option<&str>,
         request: &EditRequest,
-    ) -> Result<(Arc<[u8]>, usize)> {
+    ) -> Result<(Content, usize)> {
         let limit = self.config.limits.max_text_file_bytes;
         if data.len() as u64 > limit {
             return Err(Error::TooLarge {
@@ -231,32 +245,29 @@ impl StateBackend {
                 limit,
             });
         }
-        if !text::is_text(data) {
+        let Some(content) = text else {
             return Err(Error::BinaryFile { path: path.clone() });
-        }
-        let content =
-            std::str::from_utf8(data).map_err(|_| Error::BinaryFile { path: path.clone() })?;
-        let (new, count) = text::apply_edit(
-            path,
-            content,
-            request,
-            self.config.limits.max_text_file_bytes,
-        )?;
-        Ok((Arc::from(new.into_bytes()), count))
+        };
+        let (new, count) = text::apply_edit(path, content, request, limit)?;
+        Ok((Content::from_text(&new), count))
     }
 
     /// An edit under the lock, in memory.
     fn edit_in_memory(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
         // Optimistic: compute outside the lock, swap if nobody changed the
         // file meanwhile; otherwise redo it holding the write lock.
-        let data = Self::file_bytes(&self.read_tree(), path)?;
-        let (new, replacements) = self.edited(path, &data, request)?;
+        let Content { data, text } = Self::file_content(&self.read_tree(), path)?;
+        let (new, replacements) = self.edited(path, &data, text.as_deref(), request)?;
         let mut tree = self.write_tree();
-        let current = Self::file_bytes(&tree, path)?;
+        let Content {
+            data: current,
+            text: current_text,
+        } = Self::file_content(&tree, path)?;
         let (data, new, replacements) = if Arc::ptr_eq(&current, &data) {
             (data, new, replacements)
         } else {
-            let (new, replacements) = self.edited(path, &current, request)?;
+            let (new, replacements) =
+                self.edited(path, &current, current_text.as_deref(), request)?;
             (current, new, replacements)
         };
         self.check_quota(&tree, path, data.len() as u64, new.len() as u64)?;
@@ -321,7 +332,7 @@ impl Backend for StateBackend {
 
     async fn write(&self, path: &VPath, content: &str) -> Result<()> {
         self.usable()?;
-        self.store(path, Arc::from(content.as_bytes()))?;
+        self.store(path, Content::from_text(content))?;
         self.committed().await
     }
 
@@ -398,7 +409,7 @@ impl Backend for StateBackend {
         }
         let mut results: Vec<Result<()>> = files
             .into_iter()
-            .map(|(path, bytes)| self.store(&path, Arc::from(bytes)))
+            .map(|(path, bytes)| self.store(&path, Content::from_bytes(Arc::from(bytes))))
             .collect();
         if results.iter().any(Result::is_ok)
             && let Err(e) = self.committed().await

@@ -10,8 +10,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sandbay_core::{Capabilities, ExecOutput, ExecRequest, Result, Sandbox, VPath, async_trait};
-use sandbay_exec::Jail;
+use sandbay_core::{
+    Capabilities, ExecOutput, ExecRequest, ExecStream, Result, Sandbox, VPath, async_trait,
+};
+use sandbay_exec::{Jail, OutputSink};
 
 use crate::backend::StateBackend;
 use crate::tree::Node;
@@ -192,21 +194,29 @@ impl StateSandbox {
         if changes.is_empty() {
             return Ok(notes);
         }
-        let mut tree = self.backend.write_tree();
-        let (next, kept) = sync::apply(&tree, changes);
-        if let Some(limit) = quota
-            && next.total_bytes() > limit
-            && next.total_bytes() > tree.total_bytes()
-        {
-            let note = format!(
-                "the workspace would hold {} bytes after the command, over its quota of {limit} bytes, so none of the command's file changes were saved",
-                next.total_bytes()
-            );
-            tracing::warn!(sandbox = %self.id, "{note}");
-            return Ok(vec![note]);
+        let kept = {
+            let mut tree = self.backend.write_tree();
+            let (next, kept) = sync::apply(&tree, changes);
+            if let Some(limit) = quota
+                && next.total_bytes() > limit
+                && next.total_bytes() > tree.total_bytes()
+            {
+                let note = format!(
+                    "the workspace would hold {} bytes after the command, over its quota of {limit} bytes, so none of the command's file changes were saved",
+                    next.total_bytes()
+                );
+                tracing::warn!(sandbox = %self.id, "{note}");
+                return Ok(vec![note]);
+            }
+            *tree = next;
+            kept
+        };
+        // a durable session set to write every change has it on disk
+        // before the command is reported done, like any other write
+        #[cfg(feature = "persist")]
+        if let Some(saver) = self.backend.saver() {
+            saver.clone().commit(&self.backend).await?;
         }
-        *tree = next;
-        drop(tree);
         notes.extend(kept);
         Ok(notes)
     }
@@ -259,12 +269,36 @@ impl Sandbox for StateSandbox {
     }
 
     async fn execute(&self, request: ExecRequest) -> Result<ExecOutput> {
+        self.run(request, None).await
+    }
+
+    /// Streams from the jail as the command writes; the command's file
+    /// changes are stored before the `Exit` event, whose notes tell about
+    /// them. Dropping the stream kills the tree and removes the scratch
+    /// directory without storing anything.
+    async fn execute_stream(&self, request: ExecRequest) -> Result<ExecStream> {
+        let this = self.clone();
+        sandbay_exec::exec_stream(move |sink| async move { this.run(request, Some(sink)).await })
+            .await
+    }
+}
+
+impl StateSandbox {
+    /// One command over a scratch copy; its output kept, or sent to `sink`.
+    async fn run(&self, request: ExecRequest, sink: Option<OutputSink>) -> Result<ExecOutput> {
         // A call that waits for one of the jail's places holds no scratch
         // copy meanwhile, and copies the files as they are when it starts.
         let place = self.jail.wait_for_place().await?;
         let before = Arc::new(self.files());
         let scratch = Scratch::create(&self.scratch_parent(), Arc::clone(&before)).await?;
-        let result = self.jail.run_in(place, scratch.path(), request).await;
+        let result = match sink {
+            Some(sink) => {
+                self.jail
+                    .run_in_streaming(place, scratch.path(), request, sink)
+                    .await
+            }
+            None => self.jail.run_in(place, scratch.path(), request).await,
+        };
         let result = match result {
             Ok(mut out) => {
                 let notes = self.sync_back(&scratch, before).await.unwrap_or_else(|e| {

@@ -19,27 +19,60 @@ pub(crate) struct FileNode {
 }
 
 impl FileNode {
-    pub(crate) fn new(path: VPath, data: Arc<[u8]>) -> FileNode {
-        let (data, text) = shared_text(data);
-        FileNode { path, data, text }
+    fn with_content(path: VPath, content: Content) -> FileNode {
+        FileNode {
+            path,
+            data: content.data,
+            text: content.text,
+        }
     }
 
-    pub(crate) fn set_data(&mut self, data: Arc<[u8]>) {
-        (self.data, self.text) = shared_text(data);
+    fn set_content(&mut self, content: Content) {
+        (self.data, self.text) = (content.data, content.text);
     }
 }
 
-/// `data` and, when it is text, one `Arc<str>` with the same buffer.
-fn shared_text(data: Arc<[u8]>) -> (Arc<[u8]>, Option<Arc<str>>) {
-    if !sandbay_core::text::is_text(&data) {
-        return (data, None);
-    }
-    match std::str::from_utf8(&data) {
-        Ok(s) => {
-            let text: Arc<str> = Arc::from(s);
-            (Arc::from(text.clone()), Some(text))
+/// The bytes of a file and, when they are text, one `Arc<str>` sharing
+/// their buffer: what a [`FileNode`] holds, built before the lock is taken.
+#[derive(Debug, Clone)]
+pub(crate) struct Content {
+    pub(crate) data: Arc<[u8]>,
+    pub(crate) text: Option<Arc<str>>,
+}
+
+impl Content {
+    /// Bytes of unknown kind: checked for text (UTF-8 without NUL).
+    pub(crate) fn from_bytes(data: Arc<[u8]>) -> Content {
+        if !sandbay_core::text::is_text(&data) {
+            return Content { data, text: None };
         }
-        Err(_) => (data, None),
+        match std::str::from_utf8(&data) {
+            Ok(s) => Self::from_text(s),
+            Err(_) => Content { data, text: None },
+        }
+    }
+
+    /// A string, UTF-8 already: one copy, and only the NUL check.
+    pub(crate) fn from_text(s: &str) -> Content {
+        let text: Arc<str> = Arc::from(s);
+        Self::shared(text)
+    }
+
+    fn shared(text: Arc<str>) -> Content {
+        if text.as_bytes().contains(&0) {
+            return Content {
+                data: Arc::from(text),
+                text: None,
+            };
+        }
+        Content {
+            data: Arc::from(text.clone()),
+            text: Some(text),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.data.len()
     }
 }
 
@@ -97,6 +130,17 @@ impl Node {
             d.children.values().for_each(|c| c.visit(f));
         }
     }
+}
+
+/// The parent components of a path and its last one (`None` for the
+/// root), without collecting them.
+fn split_last(path: &VPath) -> Option<(impl Iterator<Item = &str>, &str)> {
+    let rel = path.relative();
+    if rel.is_empty() {
+        return None;
+    }
+    let (parents, last) = rel.rsplit_once('/').unwrap_or(("", rel));
+    Some((parents.split('/').filter(|c| !c.is_empty()), last))
 }
 
 /// The refusal for writing or deleting the workspace root (the same
@@ -161,14 +205,13 @@ impl Tree {
     /// `permission_denied` for the root, `not_a_directory` when a parent is
     /// a file, `is_directory` when `path` is a directory.
     pub(crate) fn check_put(&self, path: &VPath) -> Result<u64> {
-        let names: Vec<&str> = path.components().collect();
-        let Some((last, parents)) = names.split_last() else {
+        let Some((parents, last)) = split_last(path) else {
             return Err(root_refused(path));
         };
         let mut node = &self.root;
         for name in parents {
             match node {
-                Node::Dir(d) => match d.children.get(*name) {
+                Node::Dir(d) => match d.children.get(name) {
                     Some(child) => node = child,
                     None => return Ok(0), // the rest of the chain will be created
                 },
@@ -177,7 +220,7 @@ impl Tree {
         }
         match node {
             Node::File(_) => Err(Error::NotADirectory { path: path.clone() }),
-            Node::Dir(d) => match d.children.get(*last) {
+            Node::Dir(d) => match d.children.get(last) {
                 Some(Node::Dir(_)) => Err(Error::IsDirectory { path: path.clone() }),
                 Some(Node::File(f)) => Ok(f.data.len() as u64),
                 None => Ok(0),
@@ -190,8 +233,13 @@ impl Tree {
     /// a passed check cannot happen, so nothing is ever half-done.
     pub(crate) fn put(&mut self, path: &VPath, data: Arc<[u8]>) -> Result<()> {
         let old = self.check_put(path)?;
-        let names: Vec<&str> = path.components().collect();
-        let Some((last, parents)) = names.split_last() else {
+        self.put_checked(path, old, Content::from_bytes(data))
+    }
+
+    /// [`Tree::put`] after [`Tree::check_put`] said `old` for this path
+    /// under the same lock (nothing changed since), without checking again.
+    pub(crate) fn put_checked(&mut self, path: &VPath, old: u64, content: Content) -> Result<()> {
+        let Some((parents, last)) = split_last(path) else {
             return Err(root_refused(path));
         };
         let mut dir = match &mut self.root {
@@ -199,29 +247,34 @@ impl Tree {
             Node::File(_) => unreachable!("the root is always a directory"),
         };
         for name in parents {
-            if !dir.children.contains_key(*name) {
+            if !dir.children.contains_key(name) {
                 let child_path = dir
                     .path
                     .child(name)
                     .ok_or_else(|| Error::NotFound { path: path.clone() })?;
                 dir.children.insert(
-                    (*name).to_owned(),
+                    (name).to_owned(),
                     Node::Dir(DirNode {
                         path: child_path,
                         children: BTreeMap::new(),
                     }),
                 );
             }
-            dir = match dir.children.get_mut(*name) {
+            dir = match dir.children.get_mut(name) {
                 Some(Node::Dir(d)) => d,
                 _ => return Err(Error::NotADirectory { path: path.clone() }),
             };
         }
-        let new = data.len() as u64;
-        dir.children.insert(
-            (*last).to_owned(),
-            Node::File(FileNode::new(path.clone(), data)),
-        );
+        let new = content.len() as u64;
+        // replace the node of an existing file in place (no new key)
+        if let Some(Node::File(f)) = dir.children.get_mut(last) {
+            f.set_content(content);
+        } else {
+            dir.children.insert(
+                (last).to_owned(),
+                Node::File(FileNode::with_content(path.clone(), content)),
+            );
+        }
         self.total_bytes = self.total_bytes - old + new;
         Ok(())
     }
@@ -263,7 +316,7 @@ impl Tree {
         &mut self,
         path: &VPath,
         expected: &Arc<[u8]>,
-        data: Arc<[u8]>,
+        content: Content,
     ) -> bool {
         let mut node = &mut self.root;
         for name in path.components() {
@@ -275,8 +328,8 @@ impl Tree {
         }
         match node {
             Node::File(f) if Arc::ptr_eq(&f.data, expected) => {
-                let (old, new) = (f.data.len() as u64, data.len() as u64);
-                f.set_data(data);
+                let (old, new) = (f.data.len() as u64, content.len() as u64);
+                f.set_content(content);
                 self.total_bytes = self.total_bytes - old + new;
                 true
             }
@@ -384,9 +437,9 @@ mod tests {
             Node::File(f) => f.data.clone(),
             Node::Dir(_) => unreachable!("a file was put"),
         };
-        assert!(t.swap_file(&p("/x"), &first, bytes("three")));
+        assert!(t.swap_file(&p("/x"), &first, Content::from_text("three")));
         assert_eq!(t.total_bytes(), 5);
-        assert!(!t.swap_file(&p("/x"), &first, bytes("four")));
-        assert!(!t.swap_file(&p("/missing"), &first, bytes("four")));
+        assert!(!t.swap_file(&p("/x"), &first, Content::from_text("four")));
+        assert!(!t.swap_file(&p("/missing"), &first, Content::from_text("four")));
     }
 }

@@ -412,3 +412,36 @@ async fn a_waiting_call_holds_no_scratch_copy() {
         "scratch directories left"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commands_files_are_on_disk_when_it_returns_with_every_write() {
+    if !require(Jail::host_support().check(Isolation::Namespaces)) {
+        return;
+    }
+    use sandbay_state::{Durability, StateStore, WriteBehind};
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        StateStore::open(
+            StateConfig::default(),
+            Durability::new(dir.path()).write_behind(WriteBehind::EveryWrite),
+        )
+        .unwrap()
+    };
+    let store = open();
+    let sb = store
+        .sandbox("alice", "s1", &JailConfig::new(Isolation::Namespaces))
+        .unwrap();
+    for i in 0..20 {
+        let out = run(&sb, &format!("echo {i} > f{i}.txt")).await;
+        assert_eq!(out.exit_code, Some(0), "{}", err(&out));
+        // what another process opening the directory now finds
+        let reader = open();
+        let text = reader
+            .session("alice", "s1")
+            .read_to_string(&p(&format!("/f{i}.txt")))
+            .await
+            .unwrap_or_else(|e| panic!("command {i}'s file is not on disk: {e}"));
+        assert_eq!(text, format!("{i}\n"));
+        std::mem::forget(reader); // a reader writes nothing back
+    }
+}
