@@ -15,11 +15,20 @@ use crate::locks::PathLocks;
 use crate::quota::{Budget, Enforcement};
 use crate::{clear, read, search, write};
 
+/// Writes and edits of files up to this size run on the calling task:
+/// building and renaming a temporary file of that size takes about as
+/// long as a hop to the blocking pool. Larger ones, tree walks (`grep`,
+/// `glob`, `clear`, `delete` of a directory), batches and synced writes
+/// run on the pool.
+const INLINE_BYTES: usize = 64 * 1024;
+
 /// A workspace in a host directory, reached only through a
 /// [`cap_std::fs::Dir`] capability.
 ///
-/// Cheap to clone (the handle is shared). All file I/O runs on tokio's
-/// blocking pool, so a call needs a tokio runtime.
+/// Cheap to clone (the handle is shared). Calls whose work is small and
+/// bounded (`ls`, `stat`, `read`, writes and edits of files up to 64 KiB)
+/// run on the calling task; tree walks, larger changes, batches and synced
+/// writes run on tokio's blocking pool, so a call needs a tokio runtime.
 ///
 /// ```
 /// # async fn demo() -> sandbay_core::Result<()> {
@@ -132,6 +141,13 @@ impl FsBackend {
             .map_err(|e| self.with_limit(e))
     }
 
+    /// Whether a change may run on the calling task: not with a counted
+    /// quota (its first change counts the whole tree) nor with synced
+    /// writes (an `fsync` can take milliseconds).
+    fn changes_inline(&self) -> bool {
+        !self.inner.config.sync_writes && self.budget().is_none()
+    }
+
     /// Names the byte quota in a `quota_exceeded` the kernel reported.
     fn with_limit(&self, err: sandbay_core::Error) -> sandbay_core::Error {
         match (err, &self.inner.quota) {
@@ -161,24 +177,33 @@ impl Backend for FsBackend {
         }
     }
 
+    // `ls`, `stat` and `read` run on the calling task: a listing, one
+    // `statx`, or one file read up to the window's byte budget are a few
+    // system calls on the page cache, cheaper than the hand-off to the
+    // blocking pool and back. Small changes do the same (see `INLINE_BYTES`).
+
     async fn ls(&self, path: &VPath) -> Result<Vec<DirEntry>> {
-        let path = path.clone();
-        self.blocking(move |root, _, _| read::ls(root, &path)).await
+        read::ls(&self.inner.root, path)
     }
 
     async fn stat(&self, path: &VPath) -> Result<DirEntry> {
-        let path = path.clone();
-        self.blocking(move |root, _, _| read::stat(root, &path))
-            .await
+        read::stat(&self.inner.root, path)
     }
 
     async fn read(&self, path: &VPath, request: ReadRequest) -> Result<TextWindow> {
-        let path = path.clone();
-        self.blocking(move |root, config, _| read::read(root, &path, request, config))
-            .await
+        read::read(&self.inner.root, path, request, &self.inner.config)
     }
 
     async fn write(&self, path: &VPath, content: &str) -> Result<()> {
+        if content.len() <= INLINE_BYTES && self.changes_inline() {
+            // Never wait for a lock on the calling task: if another change
+            // of a path of this stripe is under way, go to the pool.
+            if let Some(_guard) = self.inner.locks.try_lock(path) {
+                let inner = &self.inner;
+                return write::write(&inner.root, path, content.as_bytes(), &inner.config, None)
+                    .map_err(|e| self.with_limit(e));
+            }
+        }
         let path = path.clone();
         let content = content.to_owned();
         let this = self.clone();
@@ -190,6 +215,24 @@ impl Backend for FsBackend {
     }
 
     async fn edit(&self, path: &VPath, request: &EditRequest) -> Result<EditOutcome> {
+        if self.changes_inline()
+            && let Some(_guard) = self.inner.locks.try_lock(path)
+        {
+            let inner = &self.inner;
+            let small = write::edit_up_to(
+                &inner.root,
+                path,
+                request,
+                &inner.config,
+                None,
+                INLINE_BYTES as u64,
+            )
+            .map_err(|e| self.with_limit(e))?;
+            if let Some(outcome) = small {
+                return Ok(outcome);
+            }
+            // a larger file: edited on the pool, nothing was changed here
+        }
         let path = path.clone();
         let request = request.clone();
         let this = self.clone();

@@ -10,7 +10,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use sandbay_core::{Capabilities, ExecOutput, ExecRequest, Result, Sandbox, async_trait};
+use sandbay_core::{
+    Capabilities, ExecOutput, ExecRequest, ExecStream, Result, Sandbox, async_trait,
+};
 use sandbay_exec::Jail;
 
 use crate::backend::FsBackend;
@@ -125,5 +127,30 @@ impl Sandbox for FsSandbox {
         // the command may have changed any file: a counted quota counts again
         self.fs.forget_usage();
         out
+    }
+
+    /// Streams from the jail as the command writes (the files are the
+    /// workspace's own: nothing to store afterwards). Dropping the stream
+    /// kills the tree.
+    async fn execute_stream(&self, request: ExecRequest) -> Result<ExecStream> {
+        let this = self.clone();
+        sandbay_exec::exec_stream(move |sink| async move {
+            // also when the stream is dropped midway
+            let _recount = Recount(this.fs.clone());
+            this.jail
+                .run_streaming(&this.host_root, request, sink)
+                .await
+        })
+        .await
+    }
+}
+
+/// Makes a counted quota count again when dropped: a command may have
+/// changed any file.
+struct Recount(FsBackend);
+
+impl Drop for Recount {
+    fn drop(&mut self) {
+        self.0.forget_usage();
     }
 }

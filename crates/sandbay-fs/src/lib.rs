@@ -92,6 +92,21 @@
 //! content intact, and deleting files makes room again. The layout, the
 //! re-attaching of images and their clean-up are described at [`Quota`].
 //!
+//! # Workspaces that outlive compute
+//!
+//! [`WorkspaceStore`] grows the provider into a store: one workspace per
+//! user and session that outlives every jail, container and process
+//! working in it, with metadata next to it ([`WorkspaceInfo`]: owner,
+//! session, created, last used, bytes, entries), `list`, `list_of(user)`,
+//! `get`, [`WorkspaceStore::attach`] (the backend and the host directory
+//! to run commands in or bind into a container) and
+//! [`WorkspaceStore::remove`], the only way its files go. Opening it
+//! cleans up after a killed process ([`Recovery`]). An acknowledged write
+//! survives a `kill -9` of the process without an `fsync` (it is in the
+//! kernel when the call returns); [`FsConfig::sync_writes`] adds
+//! survival of a power loss at the cost of an `fsync` per write (see the
+//! store's "Durability" docs).
+//!
 //! # Capability checklist
 //!
 //! | property | how |
@@ -106,7 +121,7 @@
 //! | hard links | a regular file with more than one link is refused for `read`, `edit`, `download` and skipped by `grep` ([`HardLinkPolicy::Refuse`], the default); writes replace the name by rename and never write through a link |
 //! | bounded memory | `read` streams the file through a buffer; `edit` and `grep` refuse or skip files over [`sandbay_core::Limits::max_text_file_bytes`] before loading them |
 //! | no host path in errors | every I/O error is mapped in one place (`error.rs`) to the *virtual* path and the error kind only |
-//! | blocking I/O off the runtime | every call runs on tokio's blocking pool |
+//! | long blocking I/O off the runtime | tree walks (`grep`, `glob`, `clear`, `delete`), changes of files over 64 KiB, batches and synced writes run on tokio's blocking pool; `ls`, `stat`, a `read` (bounded by its window) and small writes and edits, a few system calls each, run on the calling task and never wait for a lock there |
 //!
 //! # Semantics chosen here
 //!
@@ -140,7 +155,9 @@
 //!   replacement;
 //! * `libc`: the `O_NONBLOCK`/`O_NOCTTY` flags and errno numbers;
 //! * `sha2`: stable hashes for directory names of very long ids;
-//! * `nix`: `umount2` and the effective uid for mounted quotas (the image
+//! * `serde`, `serde_json`: the workspace store's metadata files;
+//! * `nix`: `umount2` and the effective uid for mounted quotas, and the
+//!   `flock` that keeps a second process off a workspace store (the image
 //!   is made and mounted by `mkfs.ext4` and `mount` from e2fsprogs and
 //!   util-linux, which need no unsafe code here);
 //! * `tokio`: the blocking pool; `tracing`: debug logs;
@@ -162,6 +179,7 @@ mod provider;
 mod quota;
 mod read;
 mod search;
+mod store;
 mod walk;
 mod write;
 
@@ -171,3 +189,4 @@ pub use config::{FsConfig, HardLinkPolicy};
 pub use exec::FsSandbox;
 pub use provider::{FsProvider, open_root};
 pub use quota::{MIN_QUOTA_BYTES, MIN_QUOTA_FILES, Quota, host_can_mount};
+pub use store::{Recovery, Workspace, WorkspaceInfo, WorkspaceStore};

@@ -11,7 +11,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use sandbay_core::VPath;
 
@@ -33,14 +33,28 @@ impl Default for PathLocks {
 }
 
 impl PathLocks {
-    /// Locks the stripe of `path` (blocking; call on the blocking pool).
-    pub(crate) fn lock(&self, path: &VPath) -> MutexGuard<'_, ()> {
+    /// The stripe of `path`.
+    fn stripe(&self, path: &VPath) -> &Mutex<()> {
         let mut hasher = DefaultHasher::new();
         path.hash(&mut hasher);
-        let stripe = (hasher.finish() % STRIPES as u64) as usize;
+        &self.stripes[(hasher.finish() % STRIPES as u64) as usize]
+    }
+
+    /// Locks the stripe of `path` (blocking; call on the blocking pool).
+    pub(crate) fn lock(&self, path: &VPath) -> MutexGuard<'_, ()> {
         // The guarded data is `()`: a panic elsewhere leaves nothing broken.
-        self.stripes[stripe]
+        self.stripe(path)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Locks the stripe of `path` if nobody holds it; never waits (for
+    /// work done on the calling task, which must not block on a lock).
+    pub(crate) fn try_lock(&self, path: &VPath) -> Option<MutexGuard<'_, ()>> {
+        match self.stripe(path).try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 }

@@ -132,6 +132,21 @@ impl FsProvider {
         })
     }
 
+    /// The base directory's capability handle (for the workspace store).
+    pub(crate) fn base(&self) -> &Arc<Dir> {
+        &self.base
+    }
+
+    /// The base directory's host path (for the workspace store).
+    pub(crate) fn base_path(&self) -> &Path {
+        &self.base_path
+    }
+
+    /// The settings of the backends this provider hands out.
+    pub fn config(&self) -> &FsConfig {
+        &self.config
+    }
+
     /// Sets the settings of the backends handed out from now on.
     pub fn with_config(mut self, config: FsConfig) -> Self {
         self.config = config;
@@ -300,7 +315,7 @@ impl FsProvider {
         let user_path = self.base_path.join(&user);
         let name = user.clone();
         tokio::task::spawn_blocking(move || match base.open_dir_nofollow(&name) {
-            Ok(dir) => quota::detach_all(&dir, &user_path),
+            Ok(dir) => quota::detach_all(&dir, &user_path).map(drop),
             Err(e) => Err(provider_io(e)),
         })
         .await

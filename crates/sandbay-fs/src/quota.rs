@@ -444,17 +444,21 @@ fn detach_locked(user_dir: &Dir, user_path: &Path, mount: &OsString) -> Result<b
 }
 
 /// Unmounts every image mounted in `user_dir` (before the user's
-/// directory is removed).
-pub(crate) fn detach_all(user_dir: &Dir, user_path: &Path) -> Result<()> {
+/// directory is removed, or orphans a killed process left); returns how
+/// many were mounted.
+pub(crate) fn detach_all(user_dir: &Dir, user_path: &Path) -> Result<usize> {
     let _lock = mount_lock();
     let entries = user_dir.entries().map_err(crate::error::provider_io)?;
+    let mut detached = 0;
     for entry in entries {
         let name = entry.map_err(crate::error::provider_io)?.file_name();
-        if name.to_str().is_some_and(|n| n.ends_with(MOUNT_SUFFIX)) {
-            detach_locked(user_dir, user_path, &name)?;
+        if name.to_str().is_some_and(|n| n.ends_with(MOUNT_SUFFIX))
+            && detach_locked(user_dir, user_path, &name)?
+        {
+            detached += 1;
         }
     }
-    Ok(())
+    Ok(detached)
 }
 
 /// Unmounts and deletes the image of `session`; returns whether there was

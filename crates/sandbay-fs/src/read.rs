@@ -46,16 +46,31 @@ pub(crate) fn ls(root: &Dir, path: &VPath) -> Result<Vec<DirEntry>> {
             tracing::debug!(dir = %path, "skipping a name that is not a valid virtual path");
             continue;
         };
-        // `DirEntry::metadata` does not follow symlinks.
-        let meta = match entry.metadata() {
-            Ok(meta) => meta,
+        // The type comes with the directory entry (a `stat`, not
+        // following symlinks, only where the file system does not say);
+        // only files and symlinks need a `stat` for their size.
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
             // removed while we looked
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(map_io(&child, &e)),
         };
-        let kind = kind_of(meta.file_type());
+        let mut kind = kind_of(file_type);
         let size = match kind {
-            EntryKind::File | EntryKind::Symlink => meta.len(),
+            // `DirEntry::metadata` does not follow symlinks.
+            EntryKind::File | EntryKind::Symlink => match entry.metadata() {
+                Ok(meta) => {
+                    // replaced by something else since the listing
+                    kind = kind_of(meta.file_type());
+                    if matches!(kind, EntryKind::File | EntryKind::Symlink) {
+                        meta.len()
+                    } else {
+                        0
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(map_io(&child, &e)),
+            },
             EntryKind::Dir | EntryKind::Other => 0,
         };
         out.push(DirEntry {

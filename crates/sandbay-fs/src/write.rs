@@ -99,6 +99,20 @@ pub(crate) fn edit(
     config: &FsConfig,
     budget: Option<&Budget>,
 ) -> Result<EditOutcome> {
+    edit_up_to(root, path, request, config, budget, u64::MAX)
+        .map(|done| done.expect("no size is over u64::MAX"))
+}
+
+/// [`edit`] of a file of at most `max_size` bytes: a larger file is left
+/// alone (`Ok(None)`, nothing changed) for the caller to edit elsewhere.
+pub(crate) fn edit_up_to(
+    root: &Dir,
+    path: &VPath,
+    request: &EditRequest,
+    config: &FsConfig,
+    budget: Option<&Budget>,
+    max_size: u64,
+) -> Result<Option<EditOutcome>> {
     // Checks run in the order every backend uses: the file (not_found,
     // is_directory), its size, text or not, then the edit rules (which
     // refuse an empty `old`).
@@ -111,6 +125,9 @@ pub(crate) fn edit(
     // The target is not a symlink now; if one is swapped in, `O_NOFOLLOW`
     // makes the open fail instead of following it.
     let file = open_regular(&dir, target.name.as_ref(), FollowSymlinks::No, path, config)?;
+    if file.meta.len() > max_size {
+        return Ok(None);
+    }
     let permissions = file.meta.permissions();
     let bytes = file.read_all_limited(path, config.limits.max_text_file_bytes)?;
     let text = match String::from_utf8(bytes) {
@@ -133,7 +150,7 @@ pub(crate) fn edit(
     if let Some(held) = held {
         held.commit(old_len, new_len);
     }
-    Ok(EditOutcome { replacements })
+    Ok(Some(EditOutcome { replacements }))
 }
 
 /// Removes a file, a symlink (never its target) or a directory tree.
