@@ -61,6 +61,7 @@ pub mod docker;
 mod fixture;
 pub mod isolation;
 pub mod model;
+pub mod mounts;
 pub mod quota;
 pub mod skip;
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use sandbay_core::{ErrorCode, ExecOutput, ExecRequest, Sandbox};
+use sandbay_core::{ErrorCode, ExecEvent, ExecOutput, ExecRequest, Sandbox};
 
 use crate::Fixture;
 use crate::isolation::{procs_with, rss_kib, sleep_marker, wait_gone, wait_until};
@@ -381,5 +381,101 @@ pub async fn execute_output_flood_is_capped(fx: &Fixture) {
     assert!(
         grown_mib < 192,
         "the caller's memory grew by {grown_mib} MiB during a 512 MiB flood"
+    );
+}
+
+/// The next event of a stream, within [`WAIT`].
+async fn next_event(stream: &mut sandbay_core::ExecStream, what: &str) -> ExecEvent {
+    match tokio::time::timeout(WAIT, stream.next()).await {
+        Ok(Some(Ok(event))) => event,
+        Ok(Some(Err(e))) => panic!("{what}: the stream failed: {e}"),
+        Ok(None) => panic!("{what}: the stream ended"),
+        Err(_) => panic!("{what}: no event within {WAIT:?}"),
+    }
+}
+
+/// `execute_stream` is live: the first chunk arrives while the command
+/// still runs (its `sleep` is alive on the host, no exit yet), the rest
+/// once the sleep is killed from outside, then the exit status.
+pub async fn execute_stream_chunks_arrive_while_it_runs(fx: &Fixture) {
+    let m = sleep_marker(3600);
+    let command = format!("echo first; echo err >&2; {{ sleep {m}; }} 2>/dev/null; echo second");
+    let mut stream = sandbox(fx)
+        .execute_stream(ExecRequest::new(command).timeout(Duration::from_secs(60)))
+        .await
+        .expect("execute_stream");
+    assert!(stream.is_live(), "this backend's stream is buffered");
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    // until both early chunks are in: they came while `sleep` runs
+    while stdout != b"first\n" || stderr != b"err\n" {
+        match next_event(&mut stream, "the early chunks").await {
+            ExecEvent::Stdout(b) => stdout.extend_from_slice(&b),
+            ExecEvent::Stderr(b) => stderr.extend_from_slice(&b),
+            ExecEvent::Exit(exit) => {
+                panic!("the command ended before its sleep was killed: {exit:?}")
+            }
+        }
+    }
+    assert!(
+        wait_until(WAIT, || procs_with(&m).len() == 1).await,
+        "the command's sleep is not running while its first chunk is in"
+    );
+    for pid in procs_with(&m) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let exit = loop {
+        match next_event(&mut stream, "the rest").await {
+            ExecEvent::Stdout(b) => stdout.extend_from_slice(&b),
+            ExecEvent::Stderr(b) => stderr.extend_from_slice(&b),
+            ExecEvent::Exit(exit) => break exit,
+        }
+    };
+    assert_eq!(text(&stdout), "first\nsecond\n");
+    assert_eq!(text(&stderr), "err\n");
+    assert_eq!(exit.exit_code, Some(0), "{exit:?}");
+    assert!(!exit.timed_out);
+    assert!(stream.next().await.is_none(), "events after the exit");
+}
+
+/// Dropping a command's stream midway kills its whole tree (background
+/// children too), and the sandbox runs the next command.
+pub async fn execute_stream_dropped_leaves_no_process(fx: &Fixture) {
+    let m = sleep_marker(3600);
+    let command = format!("echo go; sleep {m} & sleep {m}; wait");
+    let mut stream = sandbox(fx)
+        .execute_stream(ExecRequest::new(command).timeout(Duration::from_secs(60)))
+        .await
+        .expect("execute_stream");
+    assert_eq!(
+        next_event(&mut stream, "the first chunk").await,
+        ExecEvent::Stdout(b"go\n".to_vec())
+    );
+    assert!(
+        wait_until(WAIT, || procs_with(&m).len() == 2).await,
+        "the sleeps never showed on the host"
+    );
+    drop(stream);
+    let left = wait_gone(WAIT, &m).await;
+    assert!(
+        left.is_empty(),
+        "processes survived the dropped stream: {left:?}"
+    );
+    assert_eq!(text(&sh(fx, "echo alive").await.stdout), "alive\n");
+}
+
+/// A start error of `execute_stream` is its result, not a stream item
+/// (a missing working directory is `not_found`).
+pub async fn execute_stream_start_errors_are_results(fx: &Fixture) {
+    let mut request = ExecRequest::new("echo never").timeout(Duration::from_secs(10));
+    request.workdir = Some(fx.path("/no/such/dir"));
+    let result = sandbox(fx).execute_stream(request).await.map(|_| ());
+    fx.expect_err(
+        result,
+        ErrorCode::NotFound,
+        "execute_stream in a missing workdir",
     );
 }

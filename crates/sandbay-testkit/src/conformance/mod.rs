@@ -197,6 +197,9 @@ macro_rules! __sandbay_execute_cases {
             execute_timeout_kills_background_children,
             execute_dropped_future_leaves_no_process,
             execute_output_flood_is_capped,
+            execute_stream_chunks_arrive_while_it_runs,
+            execute_stream_dropped_leaves_no_process,
+            execute_stream_start_errors_are_results,
         }
     };
 }

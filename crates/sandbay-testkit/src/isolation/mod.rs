@@ -161,11 +161,13 @@ pub async fn fork_bomb_in_a_is_capped_while_b_answers(a: &Fixture, b: &Fixture) 
     // Subshells start sleepers until a fork fails (the shell then exits);
     // the outer loop starts a new subshell at once, so forks hit the cap
     // again and again until the timeout, or until FORK_BOMB_MAX sleepers
-    // were started (the bound if no cap stops it).
+    // were started (the bound if no cap stops it). The shell's last
+    // complaint is kept in `forkerr` with builtins only (no fork needed):
+    // it says why the fork failed.
     let bomb = format!(
-        "n=0; echo 0 > count; while [ $n -lt {FORK_BOMB_MAX} ]; do \
-         ( while [ $n -lt {FORK_BOMB_MAX} ]; do sleep {m} & n=$((n+1)); echo $n > count; done ) 2>/dev/null; \
-         read n < count; done"
+        "n=0; echo 0 > count; : > forkerr; while [ $n -lt {FORK_BOMB_MAX} ]; do \
+         ( while [ $n -lt {FORK_BOMB_MAX} ]; do sleep {m} & n=$((n+1)); echo $n > count; done ) 2>forkerr.new; \
+         read -r e < forkerr.new && echo \"$e\" > forkerr; read n < count; done"
     );
     let bomb = spawn(a, bomb, Duration::from_secs(5));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -211,6 +213,23 @@ pub async fn fork_bomb_in_a_is_capped_while_b_answers(a: &Fixture, b: &Fixture) 
         ms(max),
     );
     assert!(a_out.timed_out, "the bomb ran until its timeout: {a_out:?}");
+    // the last complaint of a subshell that ended, and the one of the
+    // subshell the timeout killed (bash retries a failed fork for seconds
+    // before it gives up, so its complaint may be the only one)
+    let why = format!(
+        "{}{}",
+        a.text("/forkerr").await,
+        a.text("/forkerr.new").await
+    );
+    println!(
+        "[{}] A's shell on a failed fork: {}",
+        a.backend.name(),
+        why.trim()
+    );
+    assert!(
+        fork_refused(&why),
+        "A's forks did not fail for the process cap; the shell said {why:?}"
+    );
     assert!(
         launched < FORK_BOMB_MAX && peak < FORK_BOMB_MAX,
         "A's process cap did not stop the bomb: {launched} started, {peak} at once"
@@ -220,6 +239,16 @@ pub async fn fork_bomb_in_a_is_capped_while_b_answers(a: &Fixture, b: &Fixture) 
     assert!(during.len() >= 3, "B answered only {} times", during.len());
     let left = wait_gone(T, &m).await;
     assert!(left.is_empty(), "{} bomb processes survived", left.len());
+}
+
+/// Whether a shell's message says a fork was refused for the process
+/// cap: EAGAIN ("Resource temporarily unavailable", as bash and busybox
+/// name it; the pids cgroup and `RLIMIT_NPROC` both refuse with EAGAIN),
+/// or dash's "Cannot fork", which names no reason.
+fn fork_refused(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    (m.contains("fork") && m.contains("resource temporarily unavailable"))
+        || m.trim_end().ends_with("cannot fork")
 }
 
 /// A memory hog in A (1.5 GiB at most) is stopped for memory (an OOM
