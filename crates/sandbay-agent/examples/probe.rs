@@ -4,6 +4,8 @@
 //!
 //! * `probe ptrace PID`: tries `PTRACE_ATTACH`, `PTRACE_SEIZE` and
 //!   `process_vm_readv` on PID; prints one `NAME ok|refused (errno)` line each.
+//! * `probe aio`: tries `io_setup` and `io_uring_setup`; prints one
+//!   `NAME ok|refused (errno)` line each.
 //! * `probe inotify|mqueue|nproc [HOLD_SECS [FILE]]`: takes as many
 //!   inotify instances / message queues / processes as the kernel gives,
 //!   prints the count (and writes it to FILE), holds them for HOLD_SECS,
@@ -32,6 +34,22 @@ fn main() {
         "ptrace" => {
             let pid: i32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1);
             ptrace(pid);
+            return;
+        }
+        "aio" => {
+            let mut ctx: libc::c_ulong = 0;
+            // SAFETY: plain syscalls with valid out-pointers.
+            let r = unsafe { libc::syscall(libc::SYS_io_setup, 1 as libc::c_long, &mut ctx) };
+            verdict("io_setup", r == 0);
+            let mut params = [0u8; 120];
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_io_uring_setup,
+                    1 as libc::c_long,
+                    params.as_mut_ptr(),
+                )
+            };
+            verdict("io_uring_setup", r >= 0);
             return;
         }
         "inotify" => take(|| {
@@ -70,7 +88,9 @@ fn main() {
             }
         }),
         _ => {
-            eprintln!("usage: probe ptrace PID | probe inotify|mqueue|nproc [HOLD_SECS [FILE]]");
+            eprintln!(
+                "usage: probe ptrace PID | probe aio | probe inotify|mqueue|nproc [HOLD_SECS [FILE]]"
+            );
             std::process::exit(2);
         }
     };

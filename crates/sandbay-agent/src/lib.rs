@@ -12,11 +12,29 @@
 //! Requests ([`Request`]) go from the host to the agent on the agent's
 //! stdin; events ([`Event`]) come back on its stdout. The binary
 //! (`src/main.rs`) is the agent itself.
+//!
+//! File operations on the workspace are served by the agent itself
+//! ([`file`]): a [`Request::File`] call, answered by [`Event::File`].
+//!
+//! # Dependencies
+//!
+//! * `libc`: the agent's system calls; `thiserror`: the error types;
+//! * `sandbay-core`: the contract's request, result and error types the
+//!   file calls carry;
+//! * `sandbay-fs` (without its `exec` feature): the file operations the
+//!   agent serves are the fs backend's own code over a `cap_std` handle
+//!   of `/workspace`, so results match every other backend byte for byte
+//!   and no symlink leads out;
+//! * `tokio` (runtime only): `sandbay-fs` runs on a blocking pool; the
+//!   agent's file threads are that pool's threads;
+//! * `serde`, `serde_json`: the structured head of a file call.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod file;
+
 /// The protocol version the agent announces in [`Event::Hello`].
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The largest frame (after the length prefix).
 pub const MAX_FRAME: usize = 1 << 20;
 /// The largest single field (command, workdir, one variable, a chunk).
@@ -109,6 +127,17 @@ pub enum Request {
         /// Absolute directories to empty.
         dirs: Vec<Vec<u8>>,
     },
+    /// A piece of a [`file::FileCall`]'s body; the agent runs the call
+    /// when the piece marked `last` arrives and answers with
+    /// [`Event::File`] frames of the same id.
+    File {
+        /// The call's id, unique among running calls and commands.
+        id: u32,
+        /// The piece.
+        body: Vec<u8>,
+        /// Whether it is the last piece.
+        last: bool,
+    },
 }
 
 /// How a command ended.
@@ -171,6 +200,17 @@ pub enum Event {
         /// `None` on success, else why not.
         error: Option<String>,
     },
+    /// A piece of the answer to a [`Request::File`] call (see
+    /// [`file::decode_answer`]); no more events carry its id after the
+    /// piece marked `last`.
+    File {
+        /// The call.
+        id: u32,
+        /// The piece.
+        body: Vec<u8>,
+        /// Whether it is the last piece.
+        last: bool,
+    },
     /// A message of the agent itself (never command output).
     Note {
         /// The command it concerns, 0 for none.
@@ -188,6 +228,7 @@ const R_CANCEL: u8 = 5;
 const R_KILL_ALL: u8 = 6;
 const R_CLEAR: u8 = 7;
 const R_PING: u8 = 8;
+const R_FILE: u8 = 9;
 
 const E_HELLO: u8 = 101;
 const E_STDOUT: u8 = 102;
@@ -195,6 +236,7 @@ const E_STDERR: u8 = 103;
 const E_EXIT: u8 = 104;
 const E_DONE: u8 = 105;
 const E_NOTE: u8 = 106;
+const E_FILE: u8 = 107;
 
 /// A message that travels in frames.
 pub trait Message: Sized {
@@ -247,6 +289,13 @@ impl<'a> Reader<'a> {
     }
     fn u8(&mut self) -> Result<u8, ProtoError> {
         Ok(self.take(1)?[0])
+    }
+    fn flag(&mut self) -> Result<bool, ProtoError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(ProtoError::Body(self.kind)),
+        }
     }
     fn u32(&mut self) -> Result<u32, ProtoError> {
         let b = self.take(4)?;
@@ -317,6 +366,10 @@ impl Message for Request {
             Request::Cancel { id } => frame(out, R_CANCEL, *id, |_| {}),
             Request::KillAll { id } => frame(out, R_KILL_ALL, *id, |_| {}),
             Request::Clear { id, dirs } => frame(out, R_CLEAR, *id, |o| put_list(o, dirs)),
+            Request::File { id, body, last } => frame(out, R_FILE, *id, |o| {
+                o.push(u8::from(*last));
+                o.extend_from_slice(body);
+            }),
         }
     }
 
@@ -362,6 +415,14 @@ impl Message for Request {
                 id,
                 dirs: r.list()?,
             },
+            R_FILE => {
+                let last = r.flag()?;
+                Request::File {
+                    id,
+                    last,
+                    body: r.rest().to_vec(),
+                }
+            }
             k => return Err(ProtoError::Kind(k)),
         };
         r.end()?;
@@ -404,6 +465,10 @@ impl Message for Event {
                 }
             }),
             Event::Note { id, text } => frame(out, E_NOTE, *id, |o| put_bytes(o, text.as_bytes())),
+            Event::File { id, body, last } => frame(out, E_FILE, *id, |o| {
+                o.push(u8::from(*last));
+                o.extend_from_slice(body);
+            }),
         }
     }
 
@@ -454,6 +519,14 @@ impl Message for Event {
                 id,
                 text: r.string()?,
             },
+            E_FILE => {
+                let last = r.flag()?;
+                Event::File {
+                    id,
+                    last,
+                    body: r.rest().to_vec(),
+                }
+            }
             k => return Err(ProtoError::Kind(k)),
         };
         r.end()?;
@@ -562,6 +635,16 @@ mod tests {
         round(Request::Clear {
             id: 5,
             dirs: vec![b"/workspace".to_vec()],
+        });
+        round(Request::File {
+            id: 6,
+            body: vec![0, 1, 2],
+            last: true,
+        });
+        round(Event::File {
+            id: 6,
+            body: Vec::new(),
+            last: false,
         });
         round(Event::Hello { version: 1, pid: 9 });
         round(Event::Stdout {

@@ -15,6 +15,9 @@
 //! double-fork and `nohup` escapees die with their command without
 //! needing a cgroup.
 //!
+//! File operations on `/workspace` ([`sandbay_agent::file`]) are served
+//! by the agent itself on threads acting as the sandbox user (`serve`).
+//!
 //! Usage: `sandbay-agent --uid UID --gid GID [--nproc N] [--chown DIR]`;
 //! `sandbay-agent --clear UID GID DIR...` is the helper that empties
 //! directories as the sandbox user (started by the agent itself).
@@ -29,6 +32,8 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sandbay_agent::{CHUNK, Decoder, End, Event, Message, Request, RunSpec, VERSION};
+
+mod serve;
 
 /// The identity commands run as.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +116,8 @@ fn note(id: u32, text: impl Into<String>) {
 }
 
 fn main() {
+    // compiled now, before any fork: children only install it
+    let _ = sandbay_exec::seccomp::Filter::get();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--clear") {
         std::process::exit(clear_main(&args[2..]));
@@ -272,6 +279,10 @@ fn handle(request: Request) {
         Request::KillAll { id } => {
             kill_all();
             send(&Event::Done { id, error: None });
+        }
+        Request::File { id, body, last } => {
+            let who = ident();
+            serve::piece(id, body, last, who.uid, who.gid);
         }
         Request::Clear { id, dirs } => {
             let _ = std::thread::Builder::new().spawn(move || {
@@ -476,6 +487,13 @@ unsafe fn child(p: &Plan) -> ! {
         }
         if libc::chdir(p.workdir.as_ptr()) != 0 {
             report(b'D');
+        }
+        // the filter of `sandbay_exec::seccomp`, compiled before the fork
+        if let Some(filter) = sandbay_exec::seccomp::Filter::compiled()
+            && (libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || filter.install_raw() != 0)
+        {
+            report(b'S');
         }
         libc::execve(c"/bin/sh".as_ptr(), p.argv.as_ptr(), p.envp.as_ptr());
         report(b'E');
