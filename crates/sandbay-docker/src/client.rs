@@ -206,9 +206,21 @@ impl DockerClient {
         &self.host
     }
 
-    /// Whether the daemon is reached over a local unix socket.
+    /// Whether the daemon runs on this machine and sees its files (so
+    /// workspaces can be bind-mounted): a unix socket, unless
+    /// [`DockerClient::on_this_machine`] said otherwise.
     pub fn is_local(&self) -> bool {
         self.local
+    }
+
+    /// Declares whether the daemon runs on this machine and sees its
+    /// files: for a daemon reached over TCP on the loopback address, for
+    /// example. Bind mounts of host paths go wrong with a daemon that
+    /// does not.
+    #[must_use]
+    pub fn on_this_machine(mut self, local: bool) -> DockerClient {
+        self.local = local;
+        self
     }
 
     /// The time limit of each call.

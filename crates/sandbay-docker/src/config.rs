@@ -4,9 +4,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The image used when none is set: the local test image built by
-/// `cargo xtask docker-image` (busybox, a `sandbox` user with uid 10001).
-pub const DEFAULT_IMAGE: &str = "sandbay/busybox:test";
+/// The image used when none is set: Docker Hub's `busybox`, pinned to a
+/// release. Nothing sandbay needs lives in the image (the agent is
+/// bind-mounted or copied in), so any image with a `/bin/sh` serves; set
+/// your own with [`DockerConfig::with_image`]. The test suites use the
+/// local image `sandbay/busybox:test` (`cargo xtask docker-image`),
+/// since they run where no registry can be reached.
+pub const DEFAULT_IMAGE: &str = "busybox:1.37";
 /// The unprivileged user commands run as by default (`uid:gid`).
 pub const DEFAULT_USER: &str = "10001:10001";
 /// Where the workspace is mounted inside the container.
@@ -291,11 +295,6 @@ impl DockerConfig {
     /// Sets the time limit of daemon calls.
     pub fn with_api_timeout(mut self, timeout: Duration) -> Self {
         self.api_timeout = timeout;
-        self
-    }
-    /// Has no effect: every command goes through the container's agent.
-    /// Kept so that existing callers build.
-    pub fn with_runner(self, _on: bool) -> Self {
         self
     }
     /// Sets the host path of the `sandbay-agent` binary (see [`DockerConfig::agent`]).

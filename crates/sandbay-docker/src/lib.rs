@@ -22,9 +22,11 @@
 //! * `async-trait`: the object-safe async traits of the contract.
 //! * `nix`: `setfsuid`/`setfsgid` for the threads that act as the sandbox
 //!   user on the host, `fchmod`, `geteuid`.
+//! * `sandbay-exec`: the uid lease pool ([`CONTAINER_UID_RANGE`]'s leases
+//!   share their code with the local jail's), and the hand-over of an
+//!   attached workspace's files to a container's uid.
 //! * `sandbay-agent`: the framed protocol spoken with the in-container
 //!   agent that runs every command.
-//! * `base64`: binary-safe file bodies of the container-mode file scripts.
 //! * `uuid`: random sandbox ids.
 //! * `thiserror`: the internal daemon error type; `tracing`: logs.
 #![doc = include_str!("../docs.md")]
@@ -39,6 +41,8 @@ mod image;
 mod labels;
 mod reap;
 mod sandbox;
+mod slots;
+mod stream;
 mod uid;
 
 pub use client::{DEFAULT_API_TIMEOUT, DockerClient};
@@ -47,4 +51,5 @@ pub use image::{PullEvent, ensure_image, pull};
 pub use labels::{CREATED, MANAGED, OWNER, PROCESS, SANDBOX};
 pub use reap::{ReapOptions, ReapReport, ReapScope, reap_orphans};
 pub use sandbox::DockerSandbox;
+pub use slots::{AttachMode, SlotsReaped, WorkspaceSlots};
 pub use uid::CONTAINER_UID_RANGE;

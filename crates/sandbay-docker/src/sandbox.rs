@@ -2,25 +2,29 @@
 //! [`Backend`]/[`Sandbox`] implementation.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, MountVolumeOptions,
-    MountVolumeOptionsDriverConfig,
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig,
 };
 use sandbay_core::{
-    Capabilities, Error, ExecOutput, ExecRequest, Isolation, Limits, Result, Sandbox, async_trait,
+    Capabilities, DiskQuota, Error, ExecOutput, ExecRequest, Isolation, Result, Sandbox,
+    async_trait,
 };
+use sandbay_exec::UidLease;
 
 use crate::client::{ApiError, DockerClient};
 use crate::config::{DockerConfig, FileMode, PullPolicy, WORKSPACE};
 use crate::exec::agent::{AGENT_DIR, AGENT_PATH, locate};
 use crate::exec::{Agent, Executor};
 use crate::files::bind::{self, Remover};
-use crate::files::{BindFiles, ContainerFiles, Files};
-use crate::uid::UidLease;
+use crate::files::{BindFiles, ContainerFiles, FileSide, Files};
+use crate::slots::{self, AttachMode, WorkspaceSlots};
+use crate::uid::CONTAINER_UIDS;
 use crate::{image, labels};
 
 /// Time limit of one internal file operation.
@@ -54,10 +58,35 @@ pub struct DockerSandbox {
     config: DockerConfig,
     mode: FileMode,
     exec: Arc<Executor>,
-    files: Files,
+    files: FileSide,
     volume: Option<String>,
     remover: Option<Remover>,
+    /// How the workspace came (`None`: made with the sandbox).
+    attach: Option<AttachMode>,
+    /// A warm container's slot directory on the host.
+    slot: Option<PathBuf>,
+    /// The workspace directory mounted onto the slot now.
+    attached: tokio::sync::Mutex<Option<PathBuf>>,
+    /// Kept while the workspace is attached, dropped once it is unmounted
+    /// (see [`DockerSandbox::keep_while_attached`]).
+    keep: std::sync::Mutex<Option<Keep>>,
+    /// Whether a workspace was ever attached: a container serves one.
+    served: AtomicBool,
     closed: AtomicBool,
+}
+
+/// What a caller asks a sandbox to hold while its workspace is attached.
+type Keep = Box<dyn std::any::Any + Send + Sync>;
+
+/// Where a new sandbox's workspace comes from.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    /// Its own: a host directory or a volume, removed with it.
+    Own,
+    /// An empty slot that workspaces are mounted onto later.
+    Slot(&'a WorkspaceSlots),
+    /// An existing host directory, bind-mounted at creation and kept.
+    Dir(&'a Path),
 }
 
 impl std::fmt::Debug for DockerSandbox {
@@ -66,6 +95,7 @@ impl std::fmt::Debug for DockerSandbox {
             .field("id", &self.id)
             .field("container", &self.container)
             .field("mode", &self.mode)
+            .field("attach", &self.attach)
             .finish()
     }
 }
@@ -87,6 +117,26 @@ fn bind_workspace(files: BindFiles) -> Workspace {
         },
         volume: None,
         bind: Some(files),
+    }
+}
+
+/// A warm container's workspace: its empty slot, bind-mounted with
+/// `rslave` propagation so that a workspace mounted onto the slot on the
+/// host appears in the running container.
+fn slot_workspace(slot: &Path) -> Workspace {
+    Workspace {
+        mount: Mount {
+            target: Some(WORKSPACE.into()),
+            source: Some(slot.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            bind_options: Some(MountBindOptions {
+                propagation: Some(MountBindOptionsPropagationEnum::RSLAVE),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        volume: None,
+        bind: None,
     }
 }
 
@@ -152,6 +202,7 @@ fn container_body(
     workspace: &Workspace,
     agent: Option<&std::path::Path>,
     (uid, gid): (u32, u32),
+    slot: bool,
 ) -> ContainerCreateBody {
     let mut security_opt = Vec::new();
     if config.no_new_privileges {
@@ -212,9 +263,12 @@ fn container_body(
                 uid.to_string(),
                 "--gid".into(),
                 gid.to_string(),
-                "--chown".into(),
-                WORKSPACE.into(),
             ];
+            // an empty slot stays root's: nothing is written into it
+            // before a workspace covers it (attaching hands the workspace over)
+            if !slot {
+                cmd.extend(["--chown".into(), WORKSPACE.into()]);
+            }
             if let Some(n) = config.nproc_limit {
                 cmd.extend(["--nproc".into(), n.to_string()]);
             }
@@ -248,6 +302,71 @@ impl DockerSandbox {
     /// missing and cannot be pulled, or the container does not start;
     /// `invalid_argument` for an impossible config.
     pub async fn create(client: &DockerClient, config: DockerConfig) -> Result<DockerSandbox> {
+        Self::create_with(client, config, Place::Own).await
+    }
+
+    /// Creates a *warm* container: running, with an empty workspace slot
+    /// at `/workspace` (file operations are `unavailable` until a
+    /// workspace is attached with [`DockerSandbox::attach_workspace`]).
+    /// Needs [`AttachMode::Mount`] slots and a process that can act as
+    /// the sandbox user on the host (root).
+    ///
+    /// # Errors
+    /// `unsupported` with [`AttachMode::Cold`] slots (use
+    /// [`DockerSandbox::create_for_workspace`]); as [`DockerSandbox::create`].
+    pub async fn create_warm(
+        client: &DockerClient,
+        config: DockerConfig,
+        slots: &WorkspaceSlots,
+    ) -> Result<DockerSandbox> {
+        if slots.mode() != AttachMode::Mount {
+            return Err(Error::Unsupported {
+                operation: "create_warm (workspaces cannot be mounted here)",
+                backend: "docker",
+            });
+        }
+        Self::create_with(client, config, Place::Slot(slots)).await
+    }
+
+    /// A sandbox on the existing workspace directory `dir` (files kept
+    /// when the sandbox goes): with [`AttachMode::Mount`], a warm
+    /// container made now with `dir` attached; with [`AttachMode::Cold`],
+    /// a container with `dir` bind-mounted at creation (the sandbox user
+    /// must then be this process's own uid unless it is root).
+    ///
+    /// # Errors
+    /// As [`DockerSandbox::create`] and [`DockerSandbox::attach_workspace`].
+    pub async fn create_for_workspace(
+        client: &DockerClient,
+        config: DockerConfig,
+        slots: &WorkspaceSlots,
+        dir: &Path,
+    ) -> Result<DockerSandbox> {
+        match slots.mode() {
+            AttachMode::Mount => {
+                let sandbox = Self::create_with(client, config, Place::Slot(slots)).await?;
+                sandbox.attach_workspace(dir).await?;
+                Ok(sandbox)
+            }
+            AttachMode::Cold => {
+                let dir = tokio::fs::canonicalize(dir)
+                    .await
+                    .map_err(|e| Error::Unavailable {
+                        message: format!(
+                            "the workspace directory cannot be resolved ({})",
+                            e.kind()
+                        ),
+                    })?;
+                Self::create_with(client, config, Place::Dir(&dir)).await
+            }
+        }
+    }
+
+    async fn create_with(
+        client: &DockerClient,
+        config: DockerConfig,
+        place: Place<'_>,
+    ) -> Result<DockerSandbox> {
         if config.memory_bytes <= 0 || config.nano_cpus <= 0 || config.pids_limit <= 0 {
             return Err(Error::invalid_argument(
                 "memory, CPU and process limits must be above zero",
@@ -257,7 +376,7 @@ impl DockerSandbox {
             image::ensure_image(client, &config.image, PullPolicy::Always, |_| {}).await?;
         }
         let lease = if config.lease_uid {
-            Some(UidLease::take().ok_or_else(|| Error::Unavailable {
+            Some(CONTAINER_UIDS.take().ok_or_else(|| Error::Unavailable {
                 message: "every container uid is in use".into(),
             })?)
         } else {
@@ -278,10 +397,37 @@ impl DockerSandbox {
         let agent_bin = locate(config.agent.as_deref())?;
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let name = format!("sandbay-{id}");
-        let mode = resolve_mode(client, &config, uid)?;
+        let mode = match place {
+            Place::Own => resolve_mode(client, &config, uid)?,
+            Place::Slot(_) | Place::Dir(_) if client.is_local() && bind::can_act_as(uid) => {
+                FileMode::Bind
+            }
+            _ => {
+                return Err(Error::invalid_argument(
+                    "attached workspaces need a local daemon and a process running as root \
+                     or as the sandbox user",
+                ));
+            }
+        };
         let labels = labels::for_sandbox(&id, &config.owner, &config.labels);
-        let mut workspace = match mode {
-            FileMode::Bind => {
+        let slot = match place {
+            Place::Slot(slots) => {
+                let slot = slots.slot_of(&id);
+                slots::make_slot(&slot)?;
+                Some(slot)
+            }
+            _ => None,
+        };
+        let mut workspace = match (place, mode) {
+            (Place::Slot(_), _) => match slot.as_deref() {
+                Some(s) => slot_workspace(s),
+                None => unreachable!("a slot place has its slot"),
+            },
+            (Place::Dir(dir), _) => {
+                hand_over(dir, uid, gid).await?;
+                bind_workspace(BindFiles::over(dir, uid, gid).await?)
+            }
+            (Place::Own, FileMode::Bind) => {
                 let base = config
                     .workspace_base
                     .clone()
@@ -303,12 +449,16 @@ impl DockerSandbox {
                     .await?,
                 )
             }
-            _ => volume_workspace(&name, &config, &labels, (uid, gid)),
+            (Place::Own, _) => volume_workspace(&name, &config, &labels, (uid, gid)),
         };
-        let remover = workspace.bind.as_ref().map(BindFiles::remover);
+        let remover = workspace.bind.as_ref().and_then(BindFiles::remover);
         let cleanup = |client: DockerClient, container: Option<String>| {
             let (volume, remover) = (workspace.volume.clone(), remover.clone());
+            let slot = slot.clone();
             async move {
+                if let Some(s) = slot {
+                    slots::remove_slot(&s);
+                }
                 if let Some(c) = container {
                     let _ = client.remove_container(&c).await;
                 }
@@ -321,7 +471,14 @@ impl DockerSandbox {
             }
         };
         let bind_agent = client.is_local().then_some(agent_bin.as_path());
-        let body = container_body(&config, labels, &workspace, bind_agent, (uid, gid));
+        let body = container_body(
+            &config,
+            labels,
+            &workspace,
+            bind_agent,
+            (uid, gid),
+            slot.is_some(),
+        );
         let created = match client.create_container(&name, body.clone()).await {
             Err(ApiError::NotFound(m)) if config.pull == PullPolicy::IfMissing => {
                 tracing::info!(image = %config.image, reason = %m, "image missing; pulling");
@@ -377,14 +534,19 @@ impl DockerSandbox {
             }
         };
         let exec = Arc::new(Executor { agent });
-        let files = match workspace.bind.take() {
-            Some(b) => Files::Bind(b),
-            None => Files::Container(ContainerFiles::new(
+        let files = match (workspace.bind.take(), place) {
+            (Some(b), _) => Some(Files::Bind(b)),
+            (None, Place::Slot(_)) => None,
+            (None, _) => Some(Files::Container(ContainerFiles::new(
                 exec.clone(),
-                Limits::default(),
                 FILE_OP_TIMEOUT,
                 config.max_download_bytes,
-            )),
+            ))),
+        };
+        let attach = match place {
+            Place::Own => None,
+            Place::Slot(_) => Some(AttachMode::Mount),
+            Place::Dir(_) => Some(AttachMode::Cold),
         };
         tracing::debug!(sandbox = %id, owner = %config.owner, "sandbox container started");
         Ok(DockerSandbox {
@@ -396,9 +558,17 @@ impl DockerSandbox {
             config,
             mode,
             exec,
-            files,
+            files: FileSide::new(files),
             volume: workspace.volume,
             remover,
+            attach,
+            slot,
+            attached: tokio::sync::Mutex::new(match place {
+                Place::Dir(dir) => Some(dir.to_path_buf()),
+                _ => None,
+            }),
+            keep: std::sync::Mutex::new(None),
+            served: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         })
     }
@@ -426,22 +596,116 @@ impl DockerSandbox {
         self.mode
     }
 
-    /// Brings the sandbox back to a fresh state, without a new container:
-    /// the agent kills every process of the sandbox user (also those that
-    /// left their command's session with `setsid`), then empties
-    /// `/workspace`, `/tmp`, `/dev/shm` and `/dev/mqueue` through
-    /// directory descriptors (names of any bytes) and checks each is
-    /// empty. `timeout` bounds the whole.
+    /// How this sandbox's workspace came: [`AttachMode::Mount`] for a
+    /// warm container (workspaces attach to its slot),
+    /// [`AttachMode::Cold`] for one made on a workspace directory, `None`
+    /// for one with a workspace of its own.
+    pub fn attach_mode(&self) -> Option<AttachMode> {
+        self.attach
+    }
+
+    /// Mounts the workspace directory `dir` onto this warm container's
+    /// slot: the running container sees it at `/workspace` at once, and
+    /// file operations reach it (on the host, as the sandbox user). The
+    /// files are handed over to the sandbox uid first (entries another
+    /// uid owns are given to it; a workspace this uid had costs a walk).
     ///
     /// # Errors
-    /// `unavailable` when something cannot be removed, the time limit
-    /// passes or the agent is gone. A sandbox whose reset failed should
-    /// not be handed to anyone else.
-    pub async fn reset(&self, timeout: Duration) -> Result<()> {
-        self.exec
-            .agent
-            .clear(&[WORKSPACE, "/tmp", "/dev/shm", "/dev/mqueue"], timeout)
+    /// `unsupported` for a sandbox without a slot; `invalid_argument`
+    /// when a workspace is attached already; `unavailable` when `dir`
+    /// cannot be handed over or mounted.
+    pub async fn attach_workspace(&self, dir: &Path) -> Result<()> {
+        let Some(slot) = self.slot.clone() else {
+            return Err(Error::Unsupported {
+                operation: "attach_workspace (a sandbox made without a slot)",
+                backend: "docker",
+            });
+        };
+        let mut attached = self.attached.lock().await;
+        if attached.is_some() || self.files.is_set() || self.served.load(Ordering::Acquire) {
+            return Err(Error::invalid_argument(
+                "this container has served a workspace already: a container serves one \
+                 workspace for its life (its /tmp, /dev/shm and processes are that user's)",
+            ));
+        }
+        let started = std::time::Instant::now();
+        let dir = tokio::fs::canonicalize(dir)
             .await
+            .map_err(|e| Error::Unavailable {
+                message: format!("the workspace directory cannot be resolved ({})", e.kind()),
+            })?;
+        let gid = self
+            .config
+            .gid()
+            .filter(|_| !self.config.lease_uid)
+            .unwrap_or(self.uid);
+        hand_over(&dir, self.uid, gid).await?;
+        let files = BindFiles::over(&dir, self.uid, gid).await?;
+        let (d, s) = (dir.clone(), slot.clone());
+        blocking(move || slots::mount_onto(&d, &s)).await?;
+        self.files.replace(Some(Files::Bind(files)));
+        self.served.store(true, Ordering::Release);
+        *attached = Some(dir);
+        tracing::info!(
+            sandbox = %self.id,
+            mode = AttachMode::Mount.as_str(),
+            micros = started.elapsed().as_micros() as u64,
+            "workspace attached to a warm container"
+        );
+        Ok(())
+    }
+
+    /// Holds `value` until the attached workspace is unmounted from this
+    /// sandbox (by [`DockerSandbox::detach_workspace`], `shutdown` or
+    /// drop), then drops it: for a handle that keeps the workspace's own
+    /// mount (a quota image) alive for as long as a container sees it.
+    /// Replaces what was kept before.
+    pub fn keep_while_attached(&self, value: impl std::any::Any + Send + Sync) {
+        *self
+            .keep
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(value));
+    }
+
+    fn take_keep(&self) -> Option<Keep> {
+        self.keep
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Detaches the workspace attached with
+    /// [`DockerSandbox::attach_workspace`]: every process of the sandbox
+    /// user is killed, the slot unmounted (the files stay where they
+    /// are) and the workspace root given back to this process. Nothing
+    /// attached: nothing to do.
+    ///
+    /// # Errors
+    /// `unavailable` when the slot cannot be unmounted.
+    pub async fn detach_workspace(&self) -> Result<()> {
+        let Some(slot) = self.slot.clone() else {
+            return Ok(());
+        };
+        let mut attached = self.attached.lock().await;
+        let Some(dir) = attached.take() else {
+            return Ok(());
+        };
+        self.files.replace(None);
+        if self.exec.agent.is_alive()
+            && let Err(e) = self.kill_all().await
+        {
+            tracing::warn!(error = %e, "processes of a detached workspace could not be killed");
+        }
+        let uid = self.uid;
+        blocking(move || {
+            slots::unmount(&slot)?;
+            give_back(&dir, uid);
+            Ok(())
+        })
+        .await?;
+        drop(self.take_keep());
+        tracing::debug!(sandbox = %self.id, "workspace detached");
+        Ok(())
     }
 
     /// Removes every entry of the workspace, whatever its name (newlines,
@@ -474,15 +738,78 @@ impl DockerSandbox {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.client.remove_container(&self.container).await?;
-        if let Some(v) = &self.volume {
+        // the host side (slot, workspace) is let go whatever the daemon
+        // says: a container it cannot remove now is the reaper's later
+        let removed = self.client.remove_container(&self.container).await;
+        if removed.is_ok()
+            && let Some(v) = &self.volume
+        {
             remove_volume_when_free(&self.client, v).await?;
         }
-        if let Some(r) = &self.remover {
+        if removed.is_ok()
+            && let Some(r) = &self.remover
+        {
             r.remove().await?;
         }
+        if let Some(slot) = self.slot.clone() {
+            let dir = self.attached.lock().await.take();
+            self.files.replace(None);
+            let uid = self.uid;
+            blocking(move || {
+                let unmounted = slots::unmount(&slot);
+                if let Some(d) = dir {
+                    give_back(&d, uid);
+                }
+                if unmounted.is_ok() {
+                    slots::remove_slot(&slot);
+                }
+                unmounted
+            })
+            .await?;
+        }
+        drop(self.take_keep());
+        removed?;
         tracing::debug!(sandbox = %self.id, "sandbox removed");
         Ok(())
+    }
+}
+
+/// Runs blocking host work (mounts, ownership walks) off the runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|_| {
+        Err(Error::Unavailable {
+            message: "host work stopped".into(),
+        })
+    })
+}
+
+/// Hands the workspace at `dir` over to `uid:gid` when this process is
+/// root (otherwise its files are this process's, the sandbox user's).
+async fn hand_over(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let dir = dir.to_path_buf();
+    blocking(move || {
+        sandbay_exec::hand_over(&dir, uid, gid).map_err(|e| Error::Unavailable {
+            message: format!(
+                "the workspace cannot be handed to the sandbox user ({})",
+                e.kind()
+            ),
+        })
+    })
+    .await
+}
+
+/// Gives an attached workspace's root back to this process (root) when
+/// the sandbox uid, whose lease ends, owns it.
+fn give_back(dir: &Path, uid: u32) {
+    if nix::unistd::geteuid().is_root()
+        && let Err(e) = sandbay_exec::give_back_root(dir, uid, 0, 0)
+    {
+        tracing::warn!(kind = ?e.kind(), "a detached workspace root was not given back");
     }
 }
 
@@ -543,6 +870,10 @@ impl Drop for DockerSandbox {
         let container = self.container.clone();
         let volume = self.volume.clone();
         let remover = self.remover.clone();
+        let slot = self.slot.clone();
+        let attached = self.attached.get_mut().take();
+        let keep = self.take_keep();
+        let uid = self.uid;
         let spawned = std::thread::Builder::new()
             .name("sandbay-docker-drop".into())
             .spawn(move || {
@@ -564,6 +895,15 @@ impl Drop for DockerSandbox {
                         let _ = r.remove().await;
                     }
                 });
+                if let Some(slot) = slot {
+                    if slots::unmount(&slot).is_ok() {
+                        slots::remove_slot(&slot);
+                    }
+                    if let Some(d) = attached {
+                        give_back(&d, uid);
+                    }
+                }
+                drop(keep);
             });
         if spawned.is_err() {
             tracing::warn!(container = %self.container, "could not remove a dropped sandbox");
@@ -580,10 +920,15 @@ sandbay_core::delegate_backend!(impl Backend for DockerSandbox => files {
             execute: true,
             isolation: Isolation::Container,
             symlinks: true,
-            quota: match &self.files {
-                crate::files::Files::Bind(b) => b.quota(),
-                crate::files::Files::Container(_) => None,
-            },
+            quota: self.files.quota().or(match (self.mode, self.config.workspace_bytes) {
+                // the size-capped tmpfs volume: commands meet it too
+                (FileMode::Container, Some(bytes)) => Some(DiskQuota {
+                    bytes,
+                    files: None,
+                    commands: true,
+                }),
+                _ => None,
+            }),
             ..Capabilities::default()
         }
     }
@@ -597,5 +942,10 @@ impl Sandbox for DockerSandbox {
 
     async fn execute(&self, request: ExecRequest) -> Result<ExecOutput> {
         self.exec.execute(request, self.config.output_limit).await
+    }
+
+    async fn execute_stream(&self, request: ExecRequest) -> Result<sandbay_core::ExecStream> {
+        let exec = Arc::clone(&self.exec);
+        crate::stream::execute_stream(self, exec, request, self.config.output_limit).await
     }
 }

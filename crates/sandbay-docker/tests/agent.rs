@@ -132,6 +132,12 @@ async fn commands_cannot_reach_the_agent() {
         for line in ["attach refused", "seize refused", "vm_readv refused"] {
             assert!(said.contains(line), "{mode:?}: {said}");
         }
+        // the kernel's host-wide budgets are refused (seccomp, set by the agent)
+        let out = run(&sb, "./probe aio").await;
+        let said = text(&out.stdout);
+        for line in ["io_setup refused (38)", "io_uring_setup refused (38)"] {
+            assert!(said.contains(line), "{mode:?}: {said}");
+        }
         // the agent's channel is not among a command's descriptors
         let out = run(&sb, "ls /proc/self/fd /proc/$$/fd").await;
         let fds: Vec<String> = text(&out.stdout)

@@ -1,5 +1,5 @@
 //! Commands in a sandbox container: output, exit codes, time limits,
-//! caps, concurrency, both the runner and the fresh-exec path.
+//! caps, concurrency.
 
 mod common;
 
@@ -12,16 +12,16 @@ use sandbay_docker::DockerSandbox;
 async fn runs_commands_with_output_and_exit_codes() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-basic");
-    for runner in [true, false] {
-        let sb = DockerSandbox::create(&client, guard.config().with_runner(runner))
+    {
+        let sb = DockerSandbox::create(&client, guard.config())
             .await
             .unwrap();
         let out = sb
             .execute(ExecRequest::new("echo out; echo err >&2; exit 3"))
             .await
             .unwrap();
-        assert_eq!(out.stdout, b"out\n", "runner={runner}");
-        assert_eq!(out.stderr, b"err\n", "runner={runner}");
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
         assert_eq!(out.exit_code, Some(3));
         assert!(!out.timed_out && !out.truncated);
 
@@ -31,8 +31,7 @@ async fn runs_commands_with_output_and_exit_codes() {
             .unwrap();
         assert_eq!(
             out.stdout,
-            format!("{}\n/workspace\nno newline", sb.uid()).as_bytes(),
-            "runner={runner}"
+            format!("{}\n/workspace\nno newline", sb.uid()).as_bytes()
         );
 
         let mut req = ExecRequest::new("cat; echo \"$GREETING\"");
@@ -40,10 +39,7 @@ async fn runs_commands_with_output_and_exit_codes() {
         req.env
             .insert("GREETING".into(), "it's \"quoted\" $HOME".into());
         let out = sb.execute(req).await.unwrap();
-        assert_eq!(
-            out.stdout, b"from stdin\nit's \"quoted\" $HOME\n",
-            "runner={runner}"
-        );
+        assert_eq!(out.stdout, b"from stdin\nit's \"quoted\" $HOME\n");
 
         // a missing working directory is a typed error
         let mut req = ExecRequest::new("pwd");
@@ -58,8 +54,8 @@ async fn runs_commands_with_output_and_exit_codes() {
 async fn timeout_kills_the_tree_and_keeps_partial_output() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-timeout");
-    for runner in [true, false] {
-        let sb = DockerSandbox::create(&client, guard.config().with_runner(runner))
+    {
+        let sb = DockerSandbox::create(&client, guard.config())
             .await
             .unwrap();
         let started = Instant::now();
@@ -70,7 +66,7 @@ async fn timeout_kills_the_tree_and_keeps_partial_output() {
             )
             .await
             .unwrap();
-        assert!(out.timed_out, "runner={runner}");
+        assert!(out.timed_out);
         assert_eq!(out.exit_code, None);
         assert_eq!(out.stdout, b"before\n");
         assert!(
@@ -81,7 +77,7 @@ async fn timeout_kills_the_tree_and_keeps_partial_output() {
         // nothing of that command survives
         let ps = sb.execute(ExecRequest::new("ps -o args")).await.unwrap();
         let ps = String::from_utf8_lossy(&ps.stdout);
-        assert!(!ps.contains("sleep 60"), "runner={runner}: {ps}");
+        assert!(!ps.contains("sleep 60"), "{ps}");
         // and the sandbox keeps working
         let out = sb.execute(ExecRequest::new("echo again")).await.unwrap();
         assert_eq!(out.stdout, b"again\n");
@@ -168,12 +164,12 @@ async fn dropping_the_future_kills_the_command() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn environment_is_scrubbed_and_the_same_on_both_paths() {
+async fn environment_is_scrubbed_and_the_same_in_every_sandbox() {
     let client = require_docker!();
     let guard = common::Guard::new(&client, "exec-env");
     let mut seen = Vec::new();
-    for runner in [true, false] {
-        let sb = DockerSandbox::create(&client, guard.config().with_runner(runner))
+    for _ in 0..2 {
+        let sb = DockerSandbox::create(&client, guard.config())
             .await
             .unwrap();
         let mut req =
@@ -183,7 +179,7 @@ async fn environment_is_scrubbed_and_the_same_on_both_paths() {
         seen.push(String::from_utf8_lossy(&out.stdout).into_owned());
         sb.shutdown().await.unwrap();
     }
-    assert_eq!(seen[0], seen[1], "runner and exec agree");
+    assert_eq!(seen[0], seen[1], "two sandboxes agree");
     for name in ["EXTRA", "HOME", "LANG", "PATH", "USER"] {
         assert!(seen[0].contains(name), "{name} in {}", seen[0]);
     }
@@ -216,7 +212,11 @@ async fn workspace_size_cap_in_container_mode() {
     let results = sb.upload(items).await;
     assert!(results[0].is_ok(), "{results:?}");
     let err = results[1].as_ref().unwrap_err();
-    assert_eq!(err.code().as_str(), "too_large", "{err}");
+    assert_eq!(err.code().as_str(), "quota_exceeded", "{err}");
+    assert_eq!(
+        sb.capabilities().quota.map(|q| (q.bytes, q.commands)),
+        Some((1 << 20, true))
+    );
     assert!(
         results[2].is_ok(),
         "the batch goes on after a full disk: {results:?}"

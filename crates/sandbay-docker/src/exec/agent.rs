@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 
 use bollard::container::LogOutput;
 use futures_util::StreamExt;
+use sandbay_agent::file::{self, FileAnswer, FileCall};
 use sandbay_agent::{Decoder, End, Event, Message, Request, RunSpec};
 use sandbay_core::Error;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Capped, Command, Outcome, Sink, Status};
+use super::{Capped, Command, Outcome, Status};
 use crate::client::{InputSink, OutputStream};
 
 /// The directory of the agent binary in the container.
@@ -31,10 +32,10 @@ pub(crate) const AGENT_PATH: &str = "/.sandbay/agent";
 /// The environment variable naming the agent binary on the host.
 pub(crate) const AGENT_ENV: &str = "SANDBAY_AGENT";
 /// Stdin goes to the agent in frames of this size.
-const STDIN_CHUNK: usize = 256 * 1024;
+pub(crate) const STDIN_CHUNK: usize = 256 * 1024;
 /// How long past its own time limit a command may take before the host
 /// gives up on the agent.
-const BACKSTOP: Duration = Duration::from_secs(30);
+pub(crate) const BACKSTOP: Duration = Duration::from_secs(30);
 /// Events buffered per command before the stream waits for its reader.
 const ROUTE_DEPTH: usize = 256;
 
@@ -135,7 +136,7 @@ pub(crate) struct Agent {
     alive: Arc<AtomicBool>,
 }
 
-fn gone() -> Error {
+pub(crate) fn gone() -> Error {
     Error::Unavailable {
         message: "the sandbox agent has stopped; the sandbox is unusable".into(),
     }
@@ -150,14 +151,7 @@ struct RouteGuard<'a> {
 
 impl Drop for RouteGuard<'_> {
     fn drop(&mut self) {
-        self.agent
-            .routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.id);
-        if self.cancel {
-            let _ = self.agent.tx.send(Request::Cancel { id: self.id }.encode());
-        }
+        self.agent.close(self.id, self.cancel);
     }
 }
 
@@ -276,7 +270,20 @@ impl Agent {
         self.alive.load(Ordering::Acquire)
     }
 
-    fn open(&self) -> Result<(u32, mpsc::Receiver<Event>), Error> {
+    /// Removes a command's route, and cancels the command (its whole tree
+    /// dies) when `cancel` is set.
+    pub(crate) fn close(&self, id: u32, cancel: bool) {
+        self.routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        if cancel {
+            let _ = self.tx.send(Request::Cancel { id }.encode());
+        }
+    }
+
+    /// A new command id and the channel its events come on.
+    pub(crate) fn open(&self) -> Result<(u32, mpsc::Receiver<Event>), Error> {
         if !self.is_alive() {
             return Err(gone());
         }
@@ -292,7 +299,8 @@ impl Agent {
         Ok((id, rx))
     }
 
-    fn send(&self, request: &Request) -> Result<(), Error> {
+    /// Sends a request frame.
+    pub(crate) fn send(&self, request: &Request) -> Result<(), Error> {
         self.tx.send(request.encode()).map_err(|_| gone())
     }
 
@@ -312,12 +320,7 @@ impl Agent {
             timeout_ms: u64::try_from(command.timeout.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1),
-            // a streamed stdout (file reads) is bounded by its consumer,
-            // not by the cap; stderr is then capped here on the host
-            output_limit: match command.stdout {
-                Sink::Capture => command.output_limit as u64,
-                Sink::Stream(_) => u64::MAX,
-            },
+            output_limit: command.output_limit as u64,
             stdin: !command.stdin.is_empty(),
         };
         self.send(&Request::Run { id, spec })?;
@@ -332,10 +335,6 @@ impl Agent {
         }
         let mut stdout = Capped::new(command.output_limit);
         let mut stderr = Capped::new(command.output_limit);
-        let mut sink = match command.stdout {
-            Sink::Capture => None,
-            Sink::Stream(tx) => Some(tx),
-        };
         let backstop = tokio::time::Instant::now() + command.timeout + BACKSTOP;
         let (end, truncated) = loop {
             let ev = match tokio::time::timeout_at(backstop, rx.recv()).await {
@@ -348,23 +347,15 @@ impl Agent {
                 }
             };
             match ev {
-                Event::Stdout { data, .. } => match &sink {
-                    Some(tx) => {
-                        if tx.send(data).await.is_err() {
-                            sink = None; // the consumer is done
-                        }
-                    }
-                    None => stdout.push(&data),
-                },
+                Event::Stdout { data, .. } => stdout.push(&data),
                 Event::Stderr { data, .. } => stderr.push(&data),
                 Event::Exit { end, truncated, .. } => break (end, truncated),
                 Event::Note { text, .. } => tracing::info!(%text, "sandbox agent note"),
-                Event::Done { .. } | Event::Hello { .. } => {}
+                Event::Done { .. } | Event::Hello { .. } | Event::File { .. } => {}
             }
         };
         guard.cancel = false;
         drop(guard);
-        drop(sink);
         let status = match end {
             End::Code(c) => Status::Exit(c),
             End::Signal(s) => Status::Exit(128 + s),
@@ -420,6 +411,67 @@ impl Agent {
         }
     }
 
+    /// Runs a file operation in the agent (as the sandbox user, on
+    /// `/workspace`) and returns its answer. Dropping the future drops
+    /// the answer, not the operation.
+    ///
+    /// # Errors
+    /// The operation's own error; `timeout` when no answer came within
+    /// `timeout`; `unavailable` when the agent is gone or the answer is
+    /// malformed.
+    pub(crate) async fn file(
+        &self,
+        call: &FileCall,
+        timeout: Duration,
+    ) -> Result<FileAnswer, Error> {
+        let (id, mut rx) = self.open()?;
+        let _guard = RouteGuard {
+            agent: self,
+            id,
+            cancel: false,
+        };
+        let body = call.encode();
+        if body.len() > file::MAX_BODY {
+            return Err(Error::TooLarge {
+                what: "the file operation".into(),
+                size: body.len() as u64,
+                limit: file::MAX_BODY as u64,
+            });
+        }
+        for (piece, last) in file::chunks(&body) {
+            self.send(&Request::File {
+                id,
+                body: piece.to_vec(),
+                last,
+            })?;
+        }
+        drop(body);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut answer = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Event::File { body, last, .. })) => {
+                    if answer.len() + body.len() > file::MAX_BODY {
+                        return Err(Error::Unavailable {
+                            message: "the sandbox agent's answer is too large".into(),
+                        });
+                    }
+                    answer.extend_from_slice(&body);
+                    if last {
+                        break;
+                    }
+                }
+                Ok(Some(Event::Note { text, .. })) => tracing::info!(%text, "sandbox agent note"),
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(gone()),
+                Err(_) => return Err(Error::Timeout { after: timeout }),
+            }
+        }
+        file::decode_answer(call, &answer).map_err(|e| Error::Unavailable {
+            message: format!("the sandbox agent answered wrongly: {e}"),
+        })?
+    }
+
     /// Kills every process of the sandbox user.
     pub(crate) async fn kill_all(&self, timeout: Duration) -> Result<(), Error> {
         self.done(|id| Request::KillAll { id }, timeout).await
@@ -441,6 +493,7 @@ async fn route(routes: &Routes, ev: Event) {
         | Event::Stderr { id, .. }
         | Event::Exit { id, .. }
         | Event::Done { id, .. }
+        | Event::File { id, .. }
         | Event::Note { id, .. } => *id,
         Event::Hello { .. } => return,
     };

@@ -6,7 +6,6 @@ pub(crate) mod agent;
 use std::time::Duration;
 
 use sandbay_core::{Error, ExecOutput, ExecRequest, VPath};
-use tokio::sync::mpsc;
 
 pub(crate) use agent::Agent;
 
@@ -18,16 +17,6 @@ const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 pub(crate) const MAX_COMMAND_BYTES: usize = 64 * 1024;
 /// Largest environment accepted, names and values together.
 const MAX_ENV_BYTES: usize = 32 * 1024;
-
-/// Where a command's stdout goes.
-#[derive(Debug)]
-pub(crate) enum Sink {
-    /// Kept in memory up to the output limit.
-    Capture,
-    /// Sent chunk by chunk to a consumer (file reads); dropped chunks are
-    /// not an error once the consumer hangs up.
-    Stream(mpsc::Sender<Vec<u8>>),
-}
 
 /// A prepared command.
 #[derive(Debug)]
@@ -42,25 +31,8 @@ pub(crate) struct Command {
     pub(crate) stdin: Vec<u8>,
     /// Time limit of the whole process tree.
     pub(crate) timeout: Duration,
-    /// Where stdout goes.
-    pub(crate) stdout: Sink,
     /// Cap per captured stream.
     pub(crate) output_limit: usize,
-}
-
-impl Command {
-    /// An internal script with the base environment and no stdin.
-    pub(crate) fn script(script: String, timeout: Duration, output_limit: usize) -> Command {
-        Command {
-            script,
-            workdir: WORKSPACE.into(),
-            env: base_env(),
-            stdin: Vec::new(),
-            timeout,
-            stdout: Sink::Capture,
-            output_limit,
-        }
-    }
 }
 
 /// How a command ended.
@@ -199,7 +171,6 @@ pub(crate) fn prepare(request: ExecRequest, output_limit: usize) -> Result<Comma
         env,
         stdin: request.stdin,
         timeout: request.timeout,
-        stdout: Sink::Capture,
         output_limit,
     })
 }

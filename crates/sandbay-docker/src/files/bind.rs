@@ -90,9 +90,9 @@ pub(crate) struct BindFiles {
     fs: FsBackend,
     runtime: tokio::runtime::Handle,
     _threads: Arc<FsRuntime>,
-    provider: FsProvider,
-    owner: String,
-    session: String,
+    /// The provider that made the directory, and its owner and session
+    /// names; `None` for a workspace attached from outside (kept).
+    made: Option<(FsProvider, String, String)>,
     host_dir: PathBuf,
 }
 
@@ -144,10 +144,22 @@ impl BindFiles {
             fs,
             runtime,
             _threads: threads,
-            provider,
-            owner: owner.into(),
-            session: session.into(),
+            made: Some((provider, owner.into(), session.into())),
             host_dir,
+        })
+    }
+
+    /// The workspace in an existing host directory (one a caller keeps:
+    /// it is never removed from here), reached as `uid:gid`.
+    pub(crate) async fn over(dir: &Path, uid: u32, gid: u32) -> Result<BindFiles> {
+        let fs = FsBackend::new(sandbay_fs::open_root(dir).await?);
+        let (threads, runtime) = runtime_for(uid, gid)?;
+        Ok(BindFiles {
+            fs,
+            runtime,
+            _threads: threads,
+            made: None,
+            host_dir: dir.to_path_buf(),
         })
     }
 
@@ -158,7 +170,6 @@ impl BindFiles {
 
     /// The disk quota in force, for the sandbox's
     /// [`sandbay_core::Capabilities::quota`].
-    #[allow(dead_code)] // read by the sandbox's capabilities once its config carries a quota
     pub(crate) fn quota(&self) -> Option<DiskQuota> {
         self.fs.capabilities().quota
     }
@@ -198,13 +209,16 @@ impl BindFiles {
         }
     }
 
-    /// A handle that removes the directory later (from `Drop`).
-    pub(crate) fn remover(&self) -> Remover {
-        Remover {
-            provider: self.provider.clone(),
-            owner: self.owner.clone(),
-            session: self.session.clone(),
-        }
+    /// A handle that removes the directory later (from `Drop`); `None`
+    /// for a directory this sandbox did not make.
+    pub(crate) fn remover(&self) -> Option<Remover> {
+        self.made
+            .as_ref()
+            .map(|(provider, owner, session)| Remover {
+                provider: provider.clone(),
+                owner: owner.clone(),
+                session: session.clone(),
+            })
     }
 }
 
@@ -349,7 +363,7 @@ mod tests {
             return Err("a bind-mode quota needs mkfs.ext4 and loop devices");
         }
         let image = Command::new("docker")
-            .args(["image", "inspect", crate::DEFAULT_IMAGE])
+            .args(["image", "inspect", sandbay_testkit::docker::TEST_IMAGE])
             .output();
         match image {
             Ok(out) if out.status.success() => Ok(()),
@@ -375,7 +389,7 @@ mod tests {
                 .await
                 .unwrap();
         let host_dir = files.host_dir().to_path_buf();
-        let remover = files.remover();
+        let remover = files.remover().unwrap();
         let run = Command::new("docker")
             .args([
                 "run",
@@ -396,7 +410,7 @@ mod tests {
                 "-v",
             ])
             .arg(format!("{}:/workspace", host_dir.display()))
-            .args([crate::DEFAULT_IMAGE, "sleep", "600"])
+            .args([sandbay_testkit::docker::TEST_IMAGE, "sleep", "600"])
             .output()
             .unwrap();
         assert!(

@@ -2,7 +2,7 @@
 
 pub(crate) mod bind;
 pub(crate) mod container;
-pub(crate) mod scripts;
+pub(crate) mod side;
 
 use sandbay_core::{
     Backend, DirEntry, EditOutcome, EditRequest, GlobOutput, GlobRequest, GrepOutput, GrepRequest,
@@ -11,6 +11,7 @@ use sandbay_core::{
 
 pub(crate) use bind::BindFiles;
 pub(crate) use container::ContainerFiles;
+pub(crate) use side::FileSide;
 
 /// The file side of a sandbox.
 #[derive(Debug)]
@@ -59,7 +60,7 @@ impl Files {
                 b.call(|fs| async move { fs.write(&p, &content).await })
                     .await
             }
-            Files::Container(c) => c.write(path, content.as_bytes()).await,
+            Files::Container(c) => c.write(path, content).await,
         }
     }
 
@@ -125,19 +126,13 @@ impl Files {
         }
     }
 
-    /// Removes every workspace entry, whatever its name: on the host
-    /// through the fs backend's raw handle walk; in a container through
-    /// the agent, which removes the entries as the sandbox user through
-    /// directory descriptors and checks the workspace is empty. In a
-    /// container the count is of the entries a listing showed before.
+    /// Removes every workspace entry, whatever its name, through the fs
+    /// backend's raw handle walk: on the host, or in the agent as the
+    /// sandbox user.
     pub(crate) async fn clear(&self) -> Result<usize> {
         match self {
             Files::Bind(b) => b.call(|fs| async move { fs.clear().await }).await,
-            Files::Container(c) => {
-                let shown = self.ls(&VPath::root()).await.map_or(0, |e| e.len());
-                c.clear_all().await?;
-                Ok(shown)
-            }
+            Files::Container(c) => c.clear().await,
         }
     }
 }
