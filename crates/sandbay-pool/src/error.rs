@@ -21,18 +21,22 @@ pub enum PoolError {
     /// The factory could not make a sandbox.
     #[error("creating a sandbox failed: {0}")]
     Create(#[source] sandbay_core::Error),
+    /// The storage could not attach the session's workspace to the fresh
+    /// sandbox (which was destroyed); the workspace is unchanged.
+    #[error("attaching the workspace failed: {0}")]
+    Attach(#[source] sandbay_core::Error),
     /// The configuration is inconsistent.
     #[error("invalid pool configuration: {0}")]
     Config(String),
 }
 
 impl From<PoolError> for sandbay_core::Error {
-    /// `Create` gives the factory's own error back; the others become
+    /// `Create` and `Attach` give the factory's or storage's own error back; the others become
     /// `unavailable` (`invalid_argument` for a bad configuration), so a
     /// caller that speaks only [`sandbay_core::Error`] keeps a stable code.
     fn from(e: PoolError) -> Self {
         match e {
-            PoolError::Create(inner) => inner,
+            PoolError::Create(inner) | PoolError::Attach(inner) => inner,
             PoolError::Config(message) => sandbay_core::Error::InvalidArgument { message },
             other => sandbay_core::Error::Unavailable {
                 message: other.to_string(),

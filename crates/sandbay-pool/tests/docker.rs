@@ -431,3 +431,191 @@ async fn users_keep_their_own_containers_and_nothing_leaks() {
     drop(registry);
     assert_eq!(guard.wait_for_containers(0).await, 0, "nothing left");
 }
+
+mod common;
+
+/// Slots and workspaces of one test under a temporary base: unmounts
+/// whatever is mounted below it (deepest first) when dropped, even when
+/// the test fails, then the directory goes.
+struct Mounts(tempfile::TempDir);
+
+impl Mounts {
+    fn new() -> Mounts {
+        Mounts(
+            tempfile::Builder::new()
+                .prefix("sandbay-pool-storage-test-")
+                .tempdir()
+                .unwrap(),
+        )
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        sandbay_testkit::mounts::unmount_below(self.path());
+    }
+}
+
+/// Runs the storage story (release, idle and LRU eviction keep files,
+/// fresh containers each time, `remove` deletes) on containers with
+/// `mode`; returns the store's base for further checks.
+async fn docker_storage_story(
+    client: DockerClient,
+    guard: &Guard,
+    mode: sandbay_docker::AttachMode,
+) {
+    use sandbay_docker::WorkspaceSlots;
+    use sandbay_pool::{DockerStorage, WarmDockerFactory};
+    let mounts = Mounts::new();
+    let slots = match mode {
+        sandbay_docker::AttachMode::Mount => {
+            let (slots, _) = WorkspaceSlots::prepare(&client, &mounts.path().join("slots"))
+                .await
+                .unwrap();
+            slots
+        }
+        sandbay_docker::AttachMode::Cold => {
+            WorkspaceSlots::without_mounts(&mounts.path().join("slots")).unwrap()
+        }
+    };
+    assert_eq!(slots.mode(), mode);
+    let store = sandbay_fs::WorkspaceStore::open(
+        mounts.path().join("workspaces"),
+        sandbay_fs::FsConfig::default(),
+    )
+    .await
+    .unwrap();
+    let factory = WarmDockerFactory::new(client, guard.config(), slots);
+    let pool = Pool::new(
+        factory,
+        PoolConfig::default()
+            .with_max_size(2)
+            .with_acquire_timeout(Duration::from_secs(60)),
+    )
+    .unwrap();
+    let registry = Registry::with_storage(
+        pool,
+        DockerStorage::new(store.clone()),
+        RegistryConfig::default().with_idle_timeout(Duration::from_millis(50)),
+    );
+    common::compute_ends_storage_stays(registry, |w| &***w).await;
+    assert_eq!(
+        guard.wait_for_containers(0).await,
+        0,
+        "every container is gone after shutdown"
+    );
+    // the files stay on the host, listed by a store opened afresh
+    drop(store);
+    let store = sandbay_fs::WorkspaceStore::open(
+        mounts.path().join("workspaces"),
+        sandbay_fs::FsConfig::default(),
+    )
+    .await
+    .unwrap();
+    let bob = store.attach("bob", "s1").await.unwrap();
+    assert_eq!(
+        bob.backend()
+            .read_to_string(&p("/notes.txt"))
+            .await
+            .unwrap(),
+        "bob's\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_containers_attach_workspaces_that_outlive_them() {
+    let client = require_docker!();
+    if !sandbay_testkit::skip::require(if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err("attaching workspaces by mount needs root".to_string())
+    }) {
+        return;
+    }
+    let guard = Guard::new("storage-mount");
+    docker_storage_story(client, &guard, sandbay_docker::AttachMode::Mount).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_containers_keep_workspaces_that_outlive_them() {
+    let client = require_docker!();
+    let guard = Guard::new("storage-cold");
+    docker_storage_story(client, &guard, sandbay_docker::AttachMode::Cold).await;
+}
+
+/// A Docker workspace's quota (an image mounted onto the slot) holds for
+/// commands and file operations, shows in `df`, and holds again in the
+/// next container; deleting makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_workspace_quotas_hold_in_every_container() {
+    use sandbay_docker::WorkspaceSlots;
+    use sandbay_pool::{DockerStorage, WarmDockerFactory};
+    let client = require_docker!();
+    if !sandbay_testkit::skip::require(if sandbay_fs::host_can_mount() {
+        Ok(())
+    } else {
+        Err("quota images need root, loop devices and mkfs.ext4")
+    }) {
+        return;
+    }
+    let guard = Guard::new("storage-quota");
+    let mounts = Mounts::new();
+    let (slots, _) = WorkspaceSlots::prepare(&client, &mounts.path().join("slots"))
+        .await
+        .unwrap();
+    let quota = sandbay_fs::Quota::new(8 << 20, 256);
+    let store = sandbay_fs::WorkspaceStore::open(
+        mounts.path().join("workspaces"),
+        sandbay_fs::FsConfig::default().with_quota(quota),
+    )
+    .await
+    .unwrap();
+    let pool = Pool::new(
+        WarmDockerFactory::new(client, guard.config(), slots),
+        PoolConfig::default().with_max_size(1),
+    )
+    .unwrap();
+    let registry =
+        Registry::with_storage(pool, DockerStorage::new(store), RegistryConfig::default());
+    for round in 0..2 {
+        let ws = registry.session("alice", "s1").await.unwrap();
+        let out = ws
+            .execute(ExecRequest::new(
+                "dd if=/dev/zero of=big bs=1M count=32 2>&1; echo; df -k . | tail -n 1",
+            ))
+            .await
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(said.contains("No space left"), "round {round}: {said}");
+        let size_kib: u64 = said
+            .lines()
+            .last()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u64::MAX);
+        assert!(
+            size_kib <= 8 << 10,
+            "round {round}: df shows {size_kib} KiB: {said}"
+        );
+        let err = ws
+            .write(&p("/api.txt"), &"x".repeat(1 << 20))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code().as_str(),
+            "quota_exceeded",
+            "round {round}: {err}"
+        );
+        let out = ws.execute(ExecRequest::new("rm big")).await.unwrap();
+        assert_eq!(out.exit_code, Some(0), "{out:?}");
+        ws.write(&p("/small.txt"), "fits\n").await.unwrap();
+        drop(ws);
+        assert!(registry.release_session("alice", "s1"));
+        registry.detached().await;
+    }
+    registry.shutdown().await;
+}
