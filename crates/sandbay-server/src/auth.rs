@@ -8,7 +8,7 @@
 //! An application with its own login can instead mint bearer JWTs for its
 //! users ([`JwtConfig`]): HS256 with a shared secret, or RS256 / EdDSA
 //! checked with a public key. `sub` names the user; `exp`, `aud` (and
-//! `nbf`, `iss` when present or configured) are checked; the algorithm is
+//! `nbf`, and `iss`, required when configured) are checked; the algorithm is
 //! the configured one only, so `alg: none` and algorithm swaps fail.
 
 use std::collections::HashMap;
@@ -206,9 +206,13 @@ impl JwtVerifier {
         validation.validate_nbf = true;
         validation.leeway = config.leeway_secs;
         validation.set_audience(&[&config.audience]);
-        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
-        if let Some(iss) = &config.issuer {
-            validation.set_issuer(&[iss]);
+        match &config.issuer {
+            Some(iss) => {
+                // a configured issuer is required, not only checked when present
+                validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
+                validation.set_issuer(&[iss]);
+            }
+            None => validation.set_required_spec_claims(&["exp", "sub", "aud"]),
         }
         Ok(JwtVerifier { key, validation })
     }

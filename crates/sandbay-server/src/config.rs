@@ -14,10 +14,16 @@ use serde::{Deserialize, Serialize};
 /// let config: sandbay_server::ServerConfig = toml::from_str(r#"
 ///     listen = "127.0.0.1:9000"
 ///     data = "/var/lib/sandbay"
+///     backend = "fs=/srv/workspaces"
 ///     [limits]
 ///     sessions_per_user = 4
+///     [connections]
+///     header_timeout_ms = 5000
 /// "#).unwrap();
 /// assert_eq!(config.limits.sessions_per_user, 4);
+/// assert_eq!(config.backend, sandbay_server::BackendChoice::Fs("/srv/workspaces".into()));
+/// assert_eq!(config.connections.header_timeout_ms, 5000);
+/// assert!(toml::from_str::<sandbay_server::ServerConfig>("backend = \"fs=\"").is_err());
 /// assert_eq!(config.keys_path(), std::path::Path::new("/var/lib/sandbay/keys"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +52,10 @@ pub struct ServerConfig {
     pub limits: ServerLimits,
     /// Bearer JWTs from the application's own login, besides the keys.
     pub jwt: Option<crate::auth::JwtConfig>,
+    /// The Docker backend's settings (`[docker]`).
+    pub docker: DockerSettings,
+    /// Connection bounds, before any credentials are read.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +69,8 @@ impl Default for ServerConfig {
             write_behind_ms: 1000,
             limits: ServerLimits::default(),
             jwt: None,
+            docker: DockerSettings::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -86,13 +98,19 @@ impl ServerConfig {
     }
 }
 
-/// Where files live and commands run.
+/// Where files live and commands run: `state`, `fs=DIR` or `docker`
+/// (the same text in the file, the environment and the flag).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "String", into = "String")]
 pub enum BackendChoice {
     /// Files in memory, saved under `DATA/state` (written behind), commands
     /// in the local jail over a scratch copy. No Docker, no setup.
     State,
+    /// Each session a host directory under this one (`fs=DIR`), commands
+    /// in the local jail on that directory.
+    Fs(PathBuf),
+    /// One container per session, on the Docker daemon (`[docker]`).
+    Docker,
 }
 
 impl std::str::FromStr for BackendChoice {
@@ -101,9 +119,112 @@ impl std::str::FromStr for BackendChoice {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "state" => Ok(BackendChoice::State),
-            other => Err(format!(
-                "unknown backend {other:?}: this server serves `state`"
-            )),
+            "docker" => Ok(BackendChoice::Docker),
+            _ => match s.strip_prefix("fs=") {
+                Some(dir) if !dir.is_empty() => Ok(BackendChoice::Fs(PathBuf::from(dir))),
+                _ => Err(format!(
+                    "unknown backend {s:?}: this server serves `state`, `fs=DIR` and `docker`"
+                )),
+            },
+        }
+    }
+}
+
+impl TryFrom<String> for BackendChoice {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<BackendChoice> for String {
+    fn from(b: BackendChoice) -> String {
+        match b {
+            BackendChoice::State => "state".into(),
+            BackendChoice::Fs(dir) => format!("fs={}", dir.display()),
+            BackendChoice::Docker => "docker".into(),
+        }
+    }
+}
+
+/// The Docker backend's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerSettings {
+    /// The daemon (`unix:///path` or `tcp://host:port`); default
+    /// `DOCKER_HOST`, else the local unix socket.
+    pub host: Option<String>,
+    /// Whether the daemon runs on this machine and sees its files, which
+    /// the workspaces need (they are bind-mounted). Default: yes for a
+    /// unix socket, no for TCP; a daemon that does not is refused at start.
+    pub same_machine: Option<bool>,
+    /// The image sessions run (`SANDBAY_IMAGE` for `sandbay serve`).
+    /// Default [`sandbay_docker::DEFAULT_IMAGE`] (pulled on first use).
+    pub image: String,
+    /// The in-container agent binary; default `SANDBAY_AGENT`, else next
+    /// to the executable.
+    pub agent: Option<PathBuf>,
+    /// Containers at once, over all users (a session beyond waits, then
+    /// gets `503`). Default 64.
+    pub containers: usize,
+    /// The `sandbay.owner` label of the containers. Default `sandbay-server`.
+    pub owner: String,
+}
+
+impl DockerSettings {
+    /// Whether the daemon runs on this machine: `same_machine`, else
+    /// whether its address (`host`, else `DOCKER_HOST`, else the local
+    /// socket) is a unix socket.
+    pub fn same_machine(&self) -> bool {
+        if let Some(same) = self.same_machine {
+            return same;
+        }
+        let host = self
+            .host
+            .clone()
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()));
+        host.is_none_or(|h| h.starts_with("unix://"))
+    }
+}
+
+impl Default for DockerSettings {
+    fn default() -> Self {
+        DockerSettings {
+            host: None,
+            same_machine: None,
+            image: sandbay_docker::DEFAULT_IMAGE.into(),
+            agent: None,
+            containers: 64,
+            owner: "sandbay-server".into(),
+        }
+    }
+}
+
+/// Bounds on connections, enforced before any credentials are read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionLimits {
+    /// Open connections at once; a connection beyond is closed at once.
+    /// Default 4096.
+    pub max_open: usize,
+    /// Open connections at once from one peer address; a connection
+    /// beyond is closed at once, so that one address cannot take every
+    /// place of `max_open`. `0`: no per-peer cap (behind a reverse proxy,
+    /// whose connections all come from one address). Default 256.
+    pub max_per_peer: usize,
+    /// Milliseconds a client has to send a request's whole header block
+    /// (and, between requests on a kept-alive connection, the next one).
+    /// Default 10,000.
+    pub header_timeout_ms: u64,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_open: 4096,
+            max_per_peer: 256,
+            header_timeout_ms: 10_000,
         }
     }
 }
@@ -128,6 +249,16 @@ pub struct ServerLimits {
     pub exec_timeout_max_secs: u64,
     /// Time limit of a command that asks for none, in seconds. Default 60.
     pub exec_timeout_default_secs: u64,
+    /// Milliseconds between keep-alive comments of a quiet event stream.
+    /// Default 15,000.
+    pub sse_keepalive_ms: u64,
+    /// MCP sessions one user may hold open at once, over all their
+    /// sandbay sessions. Default 16.
+    pub mcp_sessions_per_user: usize,
+    /// Searches (`grep`, `glob`) of one user running at once; more wait.
+    /// They run on threads of their own, never on the threads that serve
+    /// requests. Default 2.
+    pub searches_per_user: usize,
 }
 
 impl Default for ServerLimits {
@@ -140,6 +271,9 @@ impl Default for ServerLimits {
             body_bytes: 16 * 1024 * 1024,
             exec_timeout_max_secs: 600,
             exec_timeout_default_secs: 60,
+            sse_keepalive_ms: 15_000,
+            mcp_sessions_per_user: 16,
+            searches_per_user: 2,
         }
     }
 }

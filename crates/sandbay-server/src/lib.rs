@@ -12,11 +12,17 @@
 //!   session is a 404, exactly like one that does not exist.
 //! * **Storage and compute**: a session's files are a durable state
 //!   workspace under the data directory (written behind within a bounded
-//!   window, see `sandbay_state::StateStore`); its commands run in a
-//!   local jail made on first use. Files outlive the process.
-//! * **Limits**: per-user caps on sessions and on requests in progress
-//!   (429 with `Retry-After`), a global session cap, a body limit (413),
-//!   and a maximum command time ([`ServerLimits`]).
+//!   window, see `sandbay_state::StateStore`), a host directory
+//!   ([`BackendChoice::Fs`]) or a container ([`BackendChoice::Docker`]);
+//!   its commands run in its user's local jail, made on first use and
+//!   shared by the user's sessions (or in the container). Commands can
+//!   stream their output as server-sent events.
+//! * **Limits**: per-user caps on sessions, on requests in progress (a
+//!   streamed reply holds its place until it ends), on MCP sessions and on
+//!   searches at once (429 with `Retry-After`), a global session cap, a
+//!   body limit (413), a maximum command time ([`ServerLimits`]); before
+//!   any credentials, a cap on open connections and a time limit for a
+//!   request's headers ([`ConnectionLimits`]).
 //! * **Errors** are JSON, `{"code", "message"}`, with the core's stable
 //!   codes mapped to HTTP statuses ([`error::status_of`]).
 //!
@@ -46,38 +52,47 @@
 //! | `POST /v1/sessions/{id}/tools/{name}` | one tool call: JSON arguments in, `ToolOutput` out |
 //! | `POST /v1/sessions/{id}/tools` | a turn of parallel calls, `{"calls": [{"name", "arguments"}]}` |
 //! | `GET/PUT/DELETE /v1/sessions/{id}/files/{path}` | raw bytes, binary safe; a directory GETs as a JSON listing |
-//! | `POST /v1/sessions/{id}/exec` | run a command: `{"command", "timeout", "stdin", "workdir", "env"}` |
+//! | `POST /v1/sessions/{id}/exec` | run a command: `{"command", "timeout", "stdin", "workdir", "env"}`; with `Accept: text/event-stream` its output streams |
 //! | `/v1/sessions/{id}/mcp` | MCP over streamable HTTP for that session |
 //! | `/v1/mcp?session={id}` | the same, the session made on first use (default id `default`) |
 //!
 //! # Dependencies
 //!
-//! * `axum` (with `tokio`): the HTTP server and router;
+//! * `axum` (with `tokio`): the router, extractors and server-sent events;
+//! * `hyper`, `hyper-util`, `http-body`: the connection loop under the
+//!   router (axum's own `serve` has no header-read timeout and no
+//!   connection cap) and the response body that holds a user's place;
+//! * `futures-core`: the `Stream` trait the event stream implements;
 //! * `sha2`, `subtle`, `getrandom`, `base64`: key digests, constant-time
 //!   comparison, new keys;
 //! * `jsonwebtoken` (RustCrypto backend, no C): bearer JWTs;
 //! * `toml`: the configuration file;
 //! * `prometheus-client`: the `/metrics` exposition;
 //! * `utoipa`: the OpenAPI document, made from the handlers;
-//! * `sandbay-state`, `sandbay-exec`, `sandbay-middleware`: the
-//!   workspaces, the jail, the agent tools.
+//! * `sandbay-state`, `sandbay-fs`, `sandbay-exec`, `sandbay-middleware`:
+//!   the workspaces, the jail, the agent tools;
+//! * `sandbay-docker`, `sandbay-pool`: the containers of the `docker`
+//!   backend and their registry.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod auth;
 mod config;
+mod conn;
 pub mod error;
 mod mcp;
 mod metrics;
+mod offload;
 mod openapi;
 mod routes;
 mod sessions;
+mod sse;
 
 use std::future::Future;
 use std::sync::Arc;
 
 pub use auth::{Caller, KeyStore};
-pub use config::{BackendChoice, ServerConfig, ServerLimits};
+pub use config::{BackendChoice, ConnectionLimits, DockerSettings, ServerConfig, ServerLimits};
 pub use error::ApiError;
 pub use sessions::SessionInfo;
 
@@ -116,7 +131,12 @@ impl Server {
         let sessions = sessions::Sessions::open(&config).await?;
         tracing::info!(users_keys = keys.len(), data = %config.data.display(), "sandbay server ready");
         Ok(Server {
-            app: Arc::new(routes::App::new(sessions, keys, config.limits)),
+            app: Arc::new(routes::App::new(
+                sessions,
+                keys,
+                config.limits,
+                config.connections,
+            )),
         })
     }
 
@@ -126,19 +146,39 @@ impl Server {
     }
 
     /// Serves the API on `listener` until `shutdown` completes, then
-    /// finishes the requests in progress and writes every change to disk.
+    /// finishes the requests in progress, ends every session's compute
+    /// (containers included) and writes every change to disk
+    /// ([`Server::shutdown`]).
+    ///
+    /// Before any credentials are read, connections are capped
+    /// ([`ConnectionLimits::max_open`]; one beyond is closed unread) and
+    /// each request's header block must arrive within
+    /// [`ConnectionLimits::header_timeout_ms`].
     ///
     /// # Errors
-    /// The listener failed, or the last write to disk failed.
+    /// The last write to disk failed.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        self.flush().await
+        let limits = self.app.connections.clone();
+        conn::serve(listener, self.router(), &limits, self.app.clone(), shutdown).await;
+        self.shutdown().await
+    }
+
+    /// Ends every session's compute (jails, containers: none is left)
+    /// and writes every change to disk. The server still answers
+    /// afterwards, opening sessions again on use.
+    ///
+    /// # Errors
+    /// The first session that could not be written.
+    pub async fn shutdown(&self) -> std::io::Result<()> {
+        self.app
+            .sessions
+            .shutdown()
+            .await
+            .map_err(|e| std::io::Error::other(e.message))
     }
 
     /// Writes every change to disk.

@@ -38,6 +38,7 @@ pub(crate) struct Metrics {
     quota_refusals: Counter,
     rate_limited: Counter,
     evictions: Counter,
+    connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -55,6 +56,12 @@ impl Default for Metrics {
         let quota_refusals = Counter::default();
         let rate_limited = Counter::default();
         let evictions = Counter::default();
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed unread because the server held as many as it may",
+            connections_refused.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -95,11 +102,17 @@ impl Default for Metrics {
             quota_refusals,
             rate_limited,
             evictions,
+            connections_refused,
         }
     }
 }
 
 impl Metrics {
+    /// Counts a connection closed for the connection cap.
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
     /// Counts sessions evicted.
     pub(crate) fn evicted(&self, n: usize) {
         self.evictions.inc_by(n as u64);

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
-use sandbay_core::{Backend, EntryKind, ExecRequest, Sandbox, VPath};
+use sandbay_core::{Backend, EntryKind, ExecRequest, VPath};
 use sandbay_middleware::{ToolName, ToolOutput};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -36,18 +36,25 @@ pub(crate) struct App {
     pub(crate) mcp: crate::mcp::McpServices,
     pub(crate) keys: KeyStore,
     pub(crate) limits: ServerLimits,
+    pub(crate) connections: crate::config::ConnectionLimits,
     permits: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl App {
-    pub(crate) fn new(sessions: Sessions, keys: KeyStore, limits: ServerLimits) -> App {
+    pub(crate) fn new(
+        sessions: Sessions,
+        keys: KeyStore,
+        limits: ServerLimits,
+        connections: crate::config::ConnectionLimits,
+    ) -> App {
         App {
             sessions,
             metrics: crate::metrics::Metrics::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
-            mcp: crate::mcp::McpServices::default(),
+            mcp: crate::mcp::McpServices::new(limits.mcp_sessions_per_user),
             keys,
             limits,
+            connections,
             permits: Mutex::default(),
         }
     }
@@ -218,6 +225,8 @@ pub(crate) async fn admin_sessions(
 
 #[utoipa::path(post, path = "/v1/admin/evict", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "{\"evicted\": N}: compute ended, files kept"), (status = 403, body = ApiError)))]
 pub(crate) async fn admin_evict(State(app): AppState, _: Admin) -> Result<Json<Value>, ApiError> {
+    // MCP services that no MCP session uses let go of their compute first
+    app.mcp.forget_idle().await;
     let unloaded = app.sessions.evict_idle().await?;
     app.metrics.evicted(unloaded);
     Ok(Json(serde_json::json!({ "evicted": unloaded })))
@@ -231,7 +240,9 @@ pub(crate) async fn admin_drain(State(app): AppState, _: Admin) -> Json<Value> {
     Json(serde_json::json!({ "draining": true }))
 }
 
-/// Authenticates, and holds one of the user's places for the request.
+/// Authenticates, and holds one of the user's places for the request:
+/// until its response body has been sent or dropped, so a streamed reply
+/// (command output, MCP) holds its place for as long as it lasts.
 async fn authenticate(State(app): AppState, mut request: Request, next: Next) -> Response {
     let header = request
         .headers()
@@ -259,8 +270,42 @@ async fn authenticate(State(app): AppState, mut request: Request, next: Next) ->
     };
     request.extensions_mut().insert(caller);
     let response = next.run(request).await;
-    drop(permit);
-    response
+    match permit {
+        Some(permit) => response.map(|body| {
+            axum::body::Body::new(HoldingBody {
+                inner: body,
+                _permit: permit,
+            })
+        }),
+        None => response,
+    }
+}
+
+/// A response body that holds a place among the user's requests in
+/// progress until it is sent or dropped.
+struct HoldingBody {
+    inner: axum::body::Body,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for HoldingBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The user a user route acts for.
@@ -523,7 +568,7 @@ pub(crate) async fn get_file(
     User(user): User,
     Params((id, path)): Params<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let backend = app.sessions.backend(&user, &id)?;
+    let backend = app.sessions.files(&user, &id).await?;
     let path = vpath(&path)?;
     let entry = backend.stat(&path).await?;
     if entry.kind == EntryKind::Dir {
@@ -556,7 +601,7 @@ pub(crate) async fn put_file(
     Params((id, path)): Params<(String, String)>,
     Raw(bytes): Raw,
 ) -> Result<StatusCode, ApiError> {
-    let backend = app.sessions.backend(&user, &id)?;
+    let backend = app.sessions.files(&user, &id).await?;
     let path = vpath(&path)?;
     backend
         .upload(vec![(path.clone(), bytes.to_vec())])
@@ -572,7 +617,7 @@ pub(crate) async fn delete_file(
     User(user): User,
     Params((id, path)): Params<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let backend = app.sessions.backend(&user, &id)?;
+    let backend = app.sessions.files(&user, &id).await?;
     backend.delete(&vpath(&path)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -626,13 +671,14 @@ fn text_and_base64(bytes: Vec<u8>) -> (String, Option<String>) {
     }
 }
 
-#[utoipa::path(post, path = "/v1/sessions/{id}/exec", tag = "commands", security(("bearer" = [])), params(("id" = String, Path)), request_body = ExecBody, responses((status = 200, body = ExecReply), (status = 404, body = ApiError), (status = 501, body = ApiError), (status = 503, body = ApiError)))]
+#[utoipa::path(post, path = "/v1/sessions/{id}/exec", tag = "commands", security(("bearer" = [])), params(("id" = String, Path)), request_body = ExecBody, responses((status = 200, description = "the command's result as JSON; with `Accept: text/event-stream`, its output as server-sent events while it runs: `stdout` and `stderr` events (`{\"text\"}` or `{\"base64\"}`), then `exit` (`{\"exit_code\", \"timed_out\", \"truncated\", \"duration_ms\", \"notes\"}`) or `error` (`{\"code\", \"message\"}`), with `: keep-alive` comments while quiet; closing the connection ends the command", content((ExecReply = "application/json"), (String = "text/event-stream"))), (status = 404, body = ApiError), (status = 501, body = ApiError), (status = 503, body = ApiError)))]
 pub(crate) async fn exec(
     State(app): AppState,
     User(user): User,
     Params(id): Params<String>,
+    headers: axum::http::HeaderMap,
     Body(body): Body<ExecBody>,
-) -> Result<Json<ExecReply>, ApiError> {
+) -> Result<Response, ApiError> {
     let live = app.sessions.live(&user, &id).await?;
     let Some(sandbox) = &live.sandbox else {
         return Err(ApiError::new(
@@ -650,6 +696,11 @@ pub(crate) async fn exec(
     request.stdin = body.stdin.map(String::into_bytes).unwrap_or_default();
     request.env = body.env;
     request.workdir = body.workdir.as_deref().map(vpath).transpose()?;
+    if crate::sse::wants_events(&headers) {
+        let stream = sandbox.execute_stream(request).await?;
+        let keep_alive = Duration::from_millis(limits.sse_keepalive_ms.max(1));
+        return Ok(crate::sse::response(stream, keep_alive));
+    }
     let out = sandbox.execute(request).await?;
     let (stdout, stdout_base64) = text_and_base64(out.stdout);
     let (stderr, stderr_base64) = text_and_base64(out.stderr);
@@ -663,5 +714,6 @@ pub(crate) async fn exec(
         truncated: out.truncated,
         duration_ms: u64::try_from(out.duration.as_millis()).unwrap_or(u64::MAX),
         notes: out.notes,
-    }))
+    })
+    .into_response())
 }

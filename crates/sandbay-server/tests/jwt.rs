@@ -285,8 +285,12 @@ async fn hs256_tokens_from_a_shared_secret() {
     );
     let mut other_issuer = good.clone();
     other_issuer["iss"] = json!("https://evil.example");
+    // a token without `iss` is refused when an issuer is configured
+    let no_issuer = claims("carol", "app", 300, None);
+    assert!(no_issuer.get("iss").is_none());
     for token in [
         mint(&other_issuer, secret),
+        mint(&no_issuer, secret),
         mint(&good, "another secret that is also long enough"),
     ] {
         assert!(keys.authenticate(Some(&format!("Bearer {token}"))).is_err());
