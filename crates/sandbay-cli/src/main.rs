@@ -3,7 +3,7 @@
 //! ```text
 //! sandbay demo                        the requirement's multi-user scenario, measured live
 //! sandbay mcp --backend state|fs[=DIR]|docker   an MCP server over stdio with the agent tools
-//! sandbay serve [--config FILE] [--listen ADDR] [--data DIR] [--keys FILE]
+//! sandbay serve [--config FILE] [--listen ADDR] [--data DIR] [--keys FILE] [--backend state|fs=DIR|docker]
 //!                                     the multi-user service over HTTP
 //! sandbay keys add USER [--keys FILE] a new API key, printed once
 //! ```
@@ -14,6 +14,20 @@ mod mcp;
 mod serve;
 
 use std::process::ExitCode;
+
+/// The environment variable naming the image of Docker sandboxes
+/// (default [`sandbay_docker::DEFAULT_IMAGE`]).
+pub(crate) const IMAGE_VAR: &str = "SANDBAY_IMAGE";
+
+/// The Docker settings the commands start from: the defaults, with the
+/// image from `SANDBAY_IMAGE` when it is set.
+pub(crate) fn docker_config() -> sandbay_docker::DockerConfig {
+    let config = sandbay_docker::DockerConfig::default();
+    match std::env::var(IMAGE_VAR) {
+        Ok(image) if !image.trim().is_empty() => config.with_image(image.trim()),
+        _ => config,
+    }
+}
 
 use clap::{Parser, Subcommand};
 
@@ -35,7 +49,8 @@ enum Command {
         /// The workspace: `state` (in memory, gone when the client
         /// leaves), `fs` (the current directory, jailed), `fs=DIR` (that
         /// directory, created if missing) or `docker` (a fresh container,
-        /// removed when the client leaves).
+        /// removed when the client leaves; its image is `SANDBAY_IMAGE`,
+        /// default `busybox:1.37`).
         #[arg(long, default_value = "state")]
         backend: String,
     },

@@ -117,7 +117,7 @@ async fn open(spec: &BackendSpec) -> Result<Opened, Box<dyn std::error::Error>> 
         }
         BackendSpec::Docker => {
             let client = sandbay_docker::DockerClient::connect().await?;
-            let config = sandbay_docker::DockerConfig::default().with_owner("sandbay-mcp");
+            let config = crate::docker_config().with_owner("sandbay-mcp");
             let sandbox = Arc::new(sandbay_docker::DockerSandbox::create(&client, config).await?);
             let toolbox = Toolbox::with_sandbox(sandbox.clone());
             Ok((toolbox, Some(sandbox)))

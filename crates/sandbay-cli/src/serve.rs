@@ -7,10 +7,12 @@
 //! |---|---|---|---|---|
 //! | listen address | `listen` | `SANDBAY_LISTEN` | `--listen` | `127.0.0.1:7878` |
 //! | data directory | `data` | `SANDBAY_DATA` | `--data` | `./sandbay-data` |
-//! | backend | `backend` | `SANDBAY_BACKEND` | `--backend` | `state` |
+//! | backend: `state`, `fs=DIR`, `docker` | `backend` | `SANDBAY_BACKEND` | `--backend` | `state` |
 //! | keys file | `keys` | `SANDBAY_KEYS` | `--keys` | `DATA/keys` |
 //! | admin key | | `SANDBAY_ADMIN_KEY` | | none |
 //! | limits | `[limits]` | | | see `sandbay_server::ServerLimits` |
+//! | connections | `[connections]` | | | see `sandbay_server::ConnectionLimits` |
+//! | Docker backend | `[docker]` | `DOCKER_HOST`, `SANDBAY_AGENT` | | see `sandbay_server::DockerSettings` |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,7 +31,7 @@ pub(crate) struct ServeArgs {
     /// Data directory: the users' files and the keys file.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Where files live and commands run: `state`.
+    /// Where files live and commands run: `state`, `fs=DIR` or `docker`.
     #[arg(long)]
     backend: Option<BackendChoice>,
     /// The keys file.
@@ -52,6 +54,9 @@ pub(crate) fn config(args: &ServeArgs) -> Result<ServerConfig, String> {
     }
     if let Some(v) = env("SANDBAY_BACKEND") {
         config.backend = v.parse()?;
+    }
+    if let Some(v) = env("SANDBAY_IMAGE") {
+        config.docker.image = v;
     }
     if let Some(v) = env("SANDBAY_KEYS") {
         config.keys = Some(v.into());

@@ -37,6 +37,9 @@ fn parse(table: &str) -> (Vec<String>, HashMap<String, HashMap<String, String>>)
 
 /// One demo at a time: each runs a fork bomb and a memory hog, and two at
 /// once would measure each other.
+/// The row proving that files outlive compute and a restart of the store.
+const RESTART_ROW: &str = "files after eviction and restart";
+
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `sandbay demo` with `env`; the output and the parsed table.
@@ -140,6 +143,13 @@ fn the_demo_proves_every_verdict_on_every_backend() {
         assert!(
             docker.contains("fresh, never used, from a warm pool"),
             "{docker}"
+        );
+    }
+    // files outlive compute and the store: evicted, store reopened, read back
+    for (column, cell) in cells(&rows, &columns, RESTART_ROW) {
+        assert!(
+            cell.starts_with("21 of 21 files byte-identical after eviction and a store restart"),
+            "{column}: {cell}\n{text}"
         );
     }
     // the footer is read from the jails and the container

@@ -14,6 +14,7 @@
 //! network probe tool), `SANDBAY_DEMO_DOCKER=0` (no Docker column).
 
 mod probes;
+mod restart;
 mod table;
 mod targets;
 
@@ -49,6 +50,9 @@ pub(crate) trait Target: Send + Sync {
     fn warm_start(&self) -> WarmStart<'_> {
         Box::pin(async { None })
     }
+    /// The "files after eviction and restart" cell, measured live on a
+    /// store of the target's own kind.
+    fn files_after_restart(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>>;
 }
 
 type Probe = for<'a> fn(&'a Scenario) -> Pin<Box<dyn Future<Output = String> + Send + 'a>>;
@@ -80,6 +84,9 @@ fn rows() -> Vec<(&'static str, Probe)> {
         ("disk quota", |s| Box::pin(probes::disk_quota(s))),
     ]
 }
+
+/// The row measured on a store of its own rather than on the scenario.
+const RESTART_ROW: &str = "files after eviction and restart";
 
 async fn scenario(target: &dyn Target) -> Result<Scenario, String> {
     let mut opened = Vec::new();
@@ -124,7 +131,7 @@ pub(crate) async fn run() -> Result<String, String> {
         );
         table.columns.push(name.clone());
         let mut enforced = None;
-        let cells = match scenario(target.as_ref()).await {
+        let cells: Vec<String> = match scenario(target.as_ref()).await {
             Err(e) => probes.iter().map(|_| format!("error: {e}")).collect(),
             Ok(s) => {
                 enforced = probes::enforced(&s.a1).await;
@@ -140,13 +147,16 @@ pub(crate) async fn run() -> Result<String, String> {
                 cells
             }
         };
+        let mut cells = cells;
+        cells.push(target.files_after_restart().await);
         target.close().await;
         columns.push(cells);
         if let Some(line) = enforced {
             footer.push(format!("{name}: {line}"));
         }
     }
-    for (i, (label, _)) in probes.iter().enumerate() {
+    let labels = probes.iter().map(|(label, _)| *label).chain([RESTART_ROW]);
+    for (i, label) in labels.enumerate() {
         table.rows.push((
             label.to_string(),
             columns.iter().map(|c| c[i].clone()).collect(),

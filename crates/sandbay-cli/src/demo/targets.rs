@@ -7,6 +7,8 @@
 //! service would cap them ([`demo_jail`]). Where the host gives no level,
 //! they serve files only and the execution rows say "not available".
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use sandbay_core::{Isolation, Sandbox};
@@ -90,6 +92,13 @@ impl Target for StateTarget {
             })
         })
     }
+
+    fn files_after_restart(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
+        Box::pin(super::restart::files_after_restart(
+            super::restart::Store::State,
+            self.jail.as_ref(),
+        ))
+    }
 }
 
 /// Host-directory workspaces under a temporary base directory.
@@ -145,8 +154,22 @@ impl Target for FsTarget {
 
     fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
+            // through the provider: quota images are unmounted (and their
+            // loop devices freed) before their directories go
+            for user in ["user-a", "user-b"] {
+                if let Err(e) = self.provider.remove_user(user).await {
+                    eprintln!("demo: {user}'s workspaces could not be removed: {e}");
+                }
+            }
             let _ = std::fs::remove_dir_all(self.base.path().join("users"));
         })
+    }
+
+    fn files_after_restart(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
+        Box::pin(super::restart::files_after_restart(
+            super::restart::Store::Fs(*self.provider.config()),
+            self.jail.as_ref(),
+        ))
     }
 }
 
@@ -169,7 +192,7 @@ impl Target for DockerTarget {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Workspace, String>> + Send + 'a>>
     {
         Box::pin(async move {
-            let config = sandbay_docker::DockerConfig::default()
+            let config = crate::docker_config()
                 .with_owner(format!("sandbay-demo-{user}"))
                 .with_workspace_base(self.base.path())
                 .with_disk_quota(Some(sandbay_fs::Quota::new(
@@ -191,10 +214,17 @@ impl Target for DockerTarget {
         })
     }
 
+    fn files_after_restart(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
+        Box::pin(super::restart::files_after_restart_docker(
+            &self.client,
+            crate::docker_config().with_owner("sandbay-demo-restart"),
+        ))
+    }
+
     fn warm_start(&self) -> super::WarmStart<'_> {
         Box::pin(async move {
             use sandbay_pool::{DockerFactory, Pool, PoolConfig};
-            let config = sandbay_docker::DockerConfig::default()
+            let config = crate::docker_config()
                 .with_owner("sandbay-demo-pool")
                 .with_workspace_base(self.base.path());
             let pool = match Pool::new(
@@ -239,7 +269,7 @@ async fn docker_target() -> Result<(Box<dyn Target>, Option<String>), String> {
         .prefix("sandbay-demo-docker-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    let image = sandbay_docker::DockerConfig::default().image;
+    let image = crate::docker_config().image;
     let note = format!("one container per workspace, image {image}");
     Ok((
         Box::new(DockerTarget {
