@@ -9,7 +9,8 @@
 //! ```
 //!
 //! `test`, `ci` and `bench` build the agent first and hand its path to
-//! the suites in `SANDBAY_AGENT` (unless it is set already).
+//! the suites in `SANDBAY_AGENT` (unless it is set already), and point
+//! `SANDBAY_IMAGE` (the CLI's Docker image) at the local test image.
 
 mod agent;
 mod bench;
@@ -35,6 +36,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let needs_agent = matches!(args.first(), Some(&("test" | "ci" | "bench")));
+    if needs_agent && std::env::var_os("SANDBAY_IMAGE").is_none_or(|v| v.is_empty()) {
+        // The CLI's Docker sandboxes (demo, mcp, serve) run the local test
+        // image here: no registry is needed.
+        // SAFETY: called at start, before this process starts any thread.
+        unsafe { std::env::set_var("SANDBAY_IMAGE", docker_image::IMAGE) };
+    }
     if let Err(e) = needs_agent.then(agent::prepare).unwrap_or(Ok(())) {
         eprintln!("xtask: {e}");
         return ExitCode::FAILURE;

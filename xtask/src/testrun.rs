@@ -421,6 +421,7 @@ fn feature_checks(tally: &mut Tally) {
 /// changes packages them as they are).
 fn package(tally: &mut Tally) {
     banner("cargo package --workspace (verified)");
+    forget_unpacked_packages();
     let mut cmd = cargo();
     cmd.args([
         "package",
@@ -431,7 +432,50 @@ fn package(tally: &mut Tally) {
         "sandbay-tests",
         "--allow-dirty",
     ]);
+    cmd.env("CARGO_TARGET_DIR", package_target());
     tally.check("cargo package", status(cmd));
+    // a few GiB of verification builds: not kept
+    let _ = std::fs::remove_dir_all(package_target());
+}
+
+/// Where `cargo package` builds: a target directory of its own, emptied
+/// before each run (see [`forget_unpacked_packages`]).
+fn package_target() -> PathBuf {
+    workspace_root().join("target/package-verify")
+}
+
+/// Forgets what an earlier `cargo package` run left: this workspace's
+/// crates unpacked from its temporary registry into
+/// `$CARGO_HOME/registry/src`, and the verification builds. Cargo neither
+/// unpacks a version it has unpacked before nor rebuilds a registry crate
+/// whose version did not change, so a verification build would otherwise
+/// use the earlier sources of a crate. Only local registries (their
+/// directory names start with `-`) and only `sandbay*` crates are
+/// touched there.
+fn forget_unpacked_packages() {
+    let _ = std::fs::remove_dir_all(package_target());
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry/src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for krate in crates.flatten() {
+            if krate.file_name().to_string_lossy().starts_with("sandbay") {
+                let _ = std::fs::remove_dir_all(krate.path());
+            }
+        }
+    }
 }
 
 /// Runs the plan and prints the closing line.

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use sandbay_core::{Backend, BackendExt, ExecRequest, Sandbox, VPath};
 use sandbay_docker::{
-    DockerClient, DockerConfig, DockerSandbox, FileMode, PullPolicy, ReapOptions, ReapScope,
+    AttachMode, DockerClient, DockerConfig, DockerSandbox, FileMode, PullPolicy, ReapOptions,
+    ReapScope, WorkspaceSlots,
 };
 
 use super::{Report, Stats};
@@ -22,6 +23,7 @@ const LABEL: &str = "sandbay.bench";
 
 fn config(mode: FileMode) -> DockerConfig {
     DockerConfig::default()
+        .with_image(crate::docker_image::IMAGE)
         .with_label(LABEL, "1")
         .with_owner("bench")
         .with_file_mode(mode)
@@ -259,7 +261,74 @@ async fn files(client: &DockerClient, mode: FileMode, report: &mut Report) {
     sb.shutdown().await.expect("shutdown");
 }
 
+/// A returning user's first command on a warm container: the user's
+/// workspace (100 files of an earlier container's uid) is attached to a
+/// running container's slot, then `true` runs. Containers are made ahead
+/// (as a pool would), untimed; detach and removal are untimed too.
+async fn attach(client: &DockerClient, report: &mut Report) {
+    let base = std::env::temp_dir().join(format!("sandbay-bench-attach-{}", std::process::id()));
+    let slots_dir = base.join("slots");
+    let (slots, _) = match WorkspaceSlots::prepare(client, &slots_dir).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench docker: attach skipped: {e}");
+            return;
+        }
+    };
+    if slots.mode() != AttachMode::Mount {
+        eprintln!("bench docker: attach skipped: workspaces cannot be mounted here (not root)");
+        let _ = std::fs::remove_dir_all(&base);
+        return;
+    }
+    let ws = base.join("ws/user");
+    std::fs::create_dir_all(&ws).expect("bench workspace");
+    for i in 0..100 {
+        std::fs::write(ws.join(format!("f{i}.txt")), format!("file {i}\n")).expect("seed file");
+    }
+    let n = 30;
+    let mut warm = Vec::with_capacity(n);
+    for _ in 0..n {
+        warm.push(
+            DockerSandbox::create_warm(client, config(FileMode::Auto), &slots)
+                .await
+                .expect("warm container"),
+        );
+    }
+    let mut samples = Vec::with_capacity(n);
+    let wall = Instant::now();
+    for sb in &warm {
+        let start = Instant::now();
+        sb.attach_workspace(&ws).await.expect("attach");
+        let out = sb
+            .execute(ExecRequest::new("cat f7.txt"))
+            .await
+            .expect("first command");
+        samples.push(start.elapsed());
+        assert_eq!(out.stdout, b"file 7\n");
+        sb.detach_workspace().await.expect("detach");
+    }
+    let stats = Stats::from_samples(samples, wall.elapsed());
+    report.add(
+        SECTION,
+        "attach",
+        "attach + first command",
+        stats,
+        "a returning user on a warm container: mount onto its slot (100 files handed to its uid), `cat`",
+    );
+    for sb in warm {
+        sb.shutdown().await.expect("shutdown");
+    }
+    let _ = std::process::Command::new("umount")
+        .arg(&slots_dir)
+        .status();
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 /// 8 users at once: each creates a sandbox, runs 20 commands, shuts down.
+///
+/// Each row's latencies are the single operations; its throughput counts
+/// that operation's samples over the span of that phase (first start to
+/// last end across the 8 users), not over the whole run.
 async fn concurrent_users(client: &DockerClient, report: &mut Report) {
     let users = 8;
     let commands = 20;
@@ -268,8 +337,7 @@ async fn concurrent_users(client: &DockerClient, report: &mut Report) {
     for u in 0..users {
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
-            let mut create = Duration::ZERO;
-            let mut each = Vec::with_capacity(commands);
+            let mut phases = UserPhases::default();
             let started = Instant::now();
             let sb = DockerSandbox::create(
                 &client,
@@ -277,7 +345,7 @@ async fn concurrent_users(client: &DockerClient, report: &mut Report) {
             )
             .await
             .expect("create");
-            create += started.elapsed();
+            phases.create.push(started, Instant::now());
             for c in 0..commands {
                 let t = Instant::now();
                 let out = sb
@@ -285,54 +353,94 @@ async fn concurrent_users(client: &DockerClient, report: &mut Report) {
                     .await
                     .expect("command");
                 assert_eq!(out.stdout, format!("{u}-{c}\n").into_bytes());
-                each.push(t.elapsed());
+                phases.command.push(t, Instant::now());
             }
             let t = Instant::now();
             sb.shutdown().await.expect("shutdown");
-            (create, each, t.elapsed(), started.elapsed())
+            let done = Instant::now();
+            phases.shutdown.push(t, done);
+            phases.session.push(started, done);
+            phases
         }));
     }
-    let mut creates = Vec::new();
-    let mut cmds = Vec::new();
-    let mut shutdowns = Vec::new();
-    let mut sessions = Vec::new();
+    let mut all = UserPhases::default();
     for t in tasks {
-        let (c, each, s, whole) = t.await.expect("user task");
-        creates.push(c);
-        cmds.extend(each);
-        shutdowns.push(s);
-        sessions.push(whole);
+        all.merge(t.await.expect("user task"));
     }
     let wall = wall.elapsed();
-    let note = format!("8 users at once; wall {:.0} ms", wall.as_secs_f64() * 1e3);
-    report.add(
-        SECTION,
-        "8 users",
-        "session",
-        Stats::from_samples(sessions, wall),
-        &note,
-    );
-    report.add(
-        SECTION,
-        "8 users",
-        "create+start",
-        Stats::from_samples(creates, wall),
-        &note,
-    );
-    report.add(
-        SECTION,
-        "8 users",
-        "command",
-        Stats::from_samples(cmds, wall),
-        &note,
-    );
-    report.add(
-        SECTION,
-        "8 users",
-        "shutdown",
-        Stats::from_samples(shutdowns, wall),
-        &note,
-    );
+    for (op, phase) in [
+        ("session", all.session),
+        ("create+start", all.create),
+        ("command", all.command),
+        ("shutdown", all.shutdown),
+    ] {
+        let span = phase.span();
+        let note = format!(
+            "{users} users at once; ops/s over this phase's span {:.0} ms (whole run {:.0} ms)",
+            span.as_secs_f64() * 1e3,
+            wall.as_secs_f64() * 1e3
+        );
+        report.add(
+            SECTION,
+            "8 users",
+            op,
+            Stats::from_samples(phase.samples, span),
+            &note,
+        );
+    }
+}
+
+/// One phase's timings across users: each sample, and the span from the
+/// first start to the last end.
+#[derive(Default)]
+struct Phase {
+    samples: Vec<Duration>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Phase {
+    fn push(&mut self, start: Instant, end: Instant) {
+        self.samples.push(end - start);
+        self.first = Some(self.first.map_or(start, |f| f.min(start)));
+        self.last = Some(self.last.map_or(end, |l| l.max(end)));
+    }
+
+    fn merge(&mut self, other: Phase) {
+        self.samples.extend(other.samples);
+        self.first = match (self.first, other.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last = match (self.last, other.last) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    fn span(&self) -> Duration {
+        match (self.first, self.last) {
+            (Some(f), Some(l)) => l - f,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+#[derive(Default)]
+struct UserPhases {
+    session: Phase,
+    create: Phase,
+    command: Phase,
+    shutdown: Phase,
+}
+
+impl UserPhases {
+    fn merge(&mut self, other: UserPhases) {
+        self.session.merge(other.session);
+        self.create.merge(other.create);
+        self.command.merge(other.command);
+        self.shutdown.merge(other.shutdown);
+    }
 }
 
 /// Runs the Docker benchmarks, or says why they are skipped.
@@ -346,7 +454,7 @@ pub(crate) async fn run(report: &mut Report) {
     };
     if let Err(e) = sandbay_docker::ensure_image(
         &client,
-        sandbay_docker::DEFAULT_IMAGE,
+        crate::docker_image::IMAGE,
         PullPolicy::Never,
         |_| {},
     )
@@ -366,6 +474,7 @@ pub(crate) async fn run(report: &mut Report) {
         lifecycle(&client, mode, report).await;
     }
     commands(&client, report).await;
+    attach(&client, report).await;
     for &mode in &modes {
         files(&client, mode, report).await;
     }

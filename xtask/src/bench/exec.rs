@@ -90,7 +90,7 @@ pub(crate) async fn run(report: &mut Report) {
             Subject::Jail(jail) => {
                 let e = jail.enforcement();
                 format!(
-                    "+{:.0} µs p50 / +{:.0} µs p95 over plain; cgroups pids={} memory={} cpu={}",
+                    "{:+.0} µs p50 / {:+.0} µs p95 over plain; cgroups pids={} memory={} cpu={}",
                     stats.p50_us - plain_p50,
                     stats.p95_us - plain_p95,
                     e.cgroup_pids,

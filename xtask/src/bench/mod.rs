@@ -10,6 +10,7 @@ mod exec_neighbour;
 mod files;
 mod pool;
 mod serve;
+mod storage;
 
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ pub(crate) struct Stats {
     pub(crate) p50_us: f64,
     /// 95th percentile latency in microseconds.
     pub(crate) p95_us: f64,
+    /// 99th percentile latency in microseconds.
+    pub(crate) p99_us: f64,
 }
 
 impl Stats {
@@ -44,6 +47,7 @@ impl Stats {
             ops_per_sec: samples.len() as f64 / wall.as_secs_f64().max(1e-9),
             p50_us: pick(0.5),
             p95_us: pick(0.95),
+            p99_us: pick(0.99),
         }
     }
 }
@@ -84,11 +88,11 @@ impl Report {
     /// The report as a markdown table.
     pub(crate) fn markdown(&self) -> String {
         let mut out = String::from(
-            "| section | subject | op | count | ops/s | p50 µs | p95 µs | note |\n|---|---|---|---:|---:|---:|---:|---|\n",
+            "| section | subject | op | count | ops/s | p50 µs | p95 µs | p99 µs | note |\n|---|---|---|---:|---:|---:|---:|---:|---|\n",
         );
         for r in &self.rows {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {} |\n",
+                "| {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} |\n",
                 r.section,
                 r.subject,
                 r.op,
@@ -96,6 +100,7 @@ impl Report {
                 r.stats.ops_per_sec,
                 r.stats.p50_us,
                 r.stats.p95_us,
+                r.stats.p99_us,
                 r.note
             ));
         }
@@ -151,6 +156,9 @@ pub(crate) fn main(args: &[&str]) -> std::process::ExitCode {
         }
         if wants("pool") {
             pool::run(&mut report).await;
+        }
+        if wants("storage") {
+            storage::run(&mut report).await;
         }
     });
     let dir = crate::testrun::workspace_root().join("target/bench");

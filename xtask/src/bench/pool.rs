@@ -23,6 +23,7 @@ const SIZE: usize = 8;
 
 fn factory(client: &DockerClient) -> DockerFactory {
     let config = DockerConfig::default()
+        .with_image(crate::docker_image::IMAGE)
         .with_label(LABEL, LABEL_VALUE)
         .with_owner("bench")
         .with_file_mode(FileMode::Auto)
@@ -59,7 +60,7 @@ pub(crate) async fn run(report: &mut Report) {
     };
     if let Err(e) = sandbay_docker::ensure_image(
         &client,
-        sandbay_docker::DEFAULT_IMAGE,
+        crate::docker_image::IMAGE,
         PullPolicy::Never,
         |_| {},
     )

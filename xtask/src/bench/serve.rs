@@ -1,18 +1,24 @@
-//! `cargo xtask bench serve`: the HTTP service on the embedded default,
-//! server and clients in this process on loopback (the client's cost is
-//! included, as a caller on this machine would see it).
+//! `cargo xtask bench serve`: the HTTP service, server and clients in
+//! this process on loopback (the client's cost is included, as a caller on
+//! this machine would see it): read_file throughput on the embedded
+//! default, the first command of a new user's new session on each backend
+//! (state, fs, and docker when a daemon and the test image are here),
+//! memory per idle session, and ten users' latency while one floods with
+//! searches over large files.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Client;
-use sandbay_server::{KeyStore, Server, ServerConfig, ServerLimits};
+use sandbay_server::{BackendChoice, KeyStore, Server, ServerConfig, ServerLimits};
 use serde_json::json;
 
 use super::{Report, Stats};
 
 const USERS: usize = 100;
 const CALLS: usize = 100;
+/// Requests in progress per user in these runs.
+const BENCH_CONCURRENT: usize = 64;
 
 fn percentile(samples: &mut [Duration], q: f64) -> f64 {
     samples.sort_unstable();
@@ -38,9 +44,18 @@ struct Running {
     base: String,
     _dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
+    server: Server,
 }
 
 async fn start(users: usize) -> Running {
+    start_on(users, |_| BackendChoice::State).await
+}
+
+/// A server on `backend` (given the data directory) with `users` keys.
+async fn start_on(
+    users: usize,
+    backend: impl FnOnce(&std::path::Path) -> BackendChoice,
+) -> Running {
     let dir = tempfile::Builder::new()
         .prefix("sandbay-bench-serve-")
         .tempdir()
@@ -49,16 +64,21 @@ async fn start(users: usize) -> Running {
     for u in 0..users {
         keys.insert(&format!("user{u}"), &format!("sbk_bench-{u}"));
     }
-    let config = ServerConfig {
+    let mut config = ServerConfig {
+        backend: backend(dir.path()),
         data: dir.path().to_path_buf(),
         limits: ServerLimits {
             sessions_total: 100_000,
-            concurrent_per_user: 64,
+            concurrent_per_user: BENCH_CONCURRENT,
             ..ServerLimits::default()
         },
         ..ServerConfig::default()
     };
+    // the local test image: no registry is needed
+    config.docker.image = crate::docker_image::IMAGE.into();
+    config.docker.owner = "bench".into();
     let server = Server::open_with_keys(config, keys).await.expect("server");
+    let stopper = server.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -70,6 +90,15 @@ async fn start(users: usize) -> Running {
         base,
         _dir: dir,
         task,
+        server: stopper,
+    }
+}
+
+impl Running {
+    /// Stops serving and ends every session's compute (containers too).
+    async fn stop(self) {
+        self.task.abort();
+        let _ = self.server.shutdown().await;
     }
 }
 
@@ -146,46 +175,17 @@ pub(crate) async fn run(report: &mut Report) {
         &format!("keep-alive, client in process; p99 {p99:.0} µs"),
     );
 
-    // time to first command: PUT a new session, then exec `echo ok`
-    let client = Client::new();
-    let mut first = Vec::new();
-    let wall = Instant::now();
-    for i in 0..50 {
-        let k = key(USERS);
-        let start = Instant::now();
-        client
-            .put(format!("{}/v1/sessions/fresh{i}", s.base))
-            .bearer_auth(&k)
-            .send()
-            .await
-            .expect("session");
-        let out: serde_json::Value = client
-            .post(format!("{}/v1/sessions/fresh{i}/exec", s.base))
-            .bearer_auth(&k)
-            .json(&json!({"command": "echo ok"}))
-            .send()
-            .await
-            .expect("exec")
-            .json()
-            .await
-            .expect("json");
-        first.push(start.elapsed());
-        if out["stdout"] != "ok\n" {
-            println!("bench serve: no command ran ({out}); the first-command row is left out");
-            first.clear();
-            break;
-        }
-    }
-    if !first.is_empty() {
-        let wall = wall.elapsed();
-        let p99 = percentile(&mut first, 0.99);
-        report.add(
-            "serve",
-            "state (embedded)",
-            "new session to first command",
-            Stats::from_samples(first, wall),
-            &format!("PUT session + exec `echo ok` (a jail per session); p99 {p99:.0} µs"),
-        );
+    // time to first command, per backend: a new user's new session (its
+    // jail or container made on the way), PUT then exec `echo ok`
+    first_command(report, "state (embedded)", 50, |_| BackendChoice::State).await;
+    first_command(report, "fs", 50, |dir| {
+        BackendChoice::Fs(dir.join("workspaces"))
+    })
+    .await;
+    let docker = sandbay_testkit::docker::check(sandbay_testkit::docker::TEST_IMAGE);
+    match docker {
+        Ok(()) => first_command(report, "docker", 20, |_| BackendChoice::Docker).await,
+        Err(e) => println!("bench serve: docker first command skipped: {e}"),
     }
 
     // one user floods while 10 others work: their p99 against idle
@@ -199,6 +199,18 @@ pub(crate) async fn run(report: &mut Report) {
         }
         all
     };
+    // the flooder's session: 4 files of 8 MiB, so each grep is real work
+    let line = "the quick brown fox jumps over the lazy dog 0123456789 abcdefghij\n";
+    let big = line.repeat((8 << 20) / line.len());
+    for f in 0..4 {
+        setup
+            .put(format!("{}/v1/sessions/work/files/big{f}.txt", s.base))
+            .bearer_auth(key(USERS))
+            .body(big.clone())
+            .send()
+            .await
+            .expect("big file");
+    }
     let mut idle = quiet(s.base.clone()).await;
     let idle_p99 = percentile(&mut idle, 0.99);
     let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -213,7 +225,7 @@ pub(crate) async fn run(report: &mut Report) {
                     let r = client
                         .post(format!("{base}/v1/sessions/work/tools/grep"))
                         .bearer_auth(key(USERS))
-                        .json(&json!({"pattern": "line", "output_mode": "content"}))
+                        .json(&json!({"pattern": "fox [0-9]+ z", "output_mode": "count"}))
                         .send()
                         .await;
                     if let Ok(r) = r {
@@ -241,11 +253,13 @@ pub(crate) async fn run(report: &mut Report) {
         "10 users' read_file while 1 floods",
         Stats::from_samples(loaded, wall),
         &format!(
-            "p99 {loaded_p99:.0} µs vs {idle_p99:.0} µs idle ({:.2}x); the flooder made {flood_calls} grep calls over 32 connections (16 at a time admitted)",
-            loaded_p99 / idle_p99.max(1.0)
+            "p99 {loaded_p99:.0} µs vs {idle_p99:.0} µs idle ({:.2}x); the flooder made {flood_calls} grep calls over 32 MiB, 32 connections, {} admitted at once, {} searching at once",
+            loaded_p99 / idle_p99.max(1.0),
+            32.min(BENCH_CONCURRENT),
+            ServerLimits::default().searches_per_user,
         ),
     );
-    s.task.abort();
+    s.stop().await;
 
     // memory per idle session of 10 small files
     let m = start(1).await;
@@ -283,6 +297,7 @@ pub(crate) async fn run(report: &mut Report) {
         ops_per_sec: 0.0,
         p50_us: 0.0,
         p95_us: 0.0,
+        p99_us: 0.0,
     };
     report.add(
         "serve",
@@ -295,5 +310,59 @@ pub(crate) async fn run(report: &mut Report) {
             evicted as f64 / 1024.0 / sessions as f64
         ),
     );
-    m.task.abort();
+    m.stop().await;
+}
+
+/// `n` new users each make a session and run `echo ok` in it.
+async fn first_command(
+    report: &mut Report,
+    backend_label: &str,
+    n: usize,
+    backend: impl FnOnce(&std::path::Path) -> BackendChoice,
+) {
+    let s = start_on(n, backend).await;
+    let client = Client::new();
+    let mut first = Vec::new();
+    let wall = Instant::now();
+    for u in 0..n {
+        let k = key(u);
+        let start = Instant::now();
+        client
+            .put(format!("{}/v1/sessions/fresh", s.base))
+            .bearer_auth(&k)
+            .send()
+            .await
+            .expect("session");
+        let out: serde_json::Value = client
+            .post(format!("{}/v1/sessions/fresh/exec", s.base))
+            .bearer_auth(&k)
+            .json(&json!({"command": "echo ok"}))
+            .send()
+            .await
+            .expect("exec")
+            .json()
+            .await
+            .expect("json");
+        first.push(start.elapsed());
+        if out["stdout"] != "ok\n" {
+            println!(
+                "bench serve: no command ran on {backend_label} ({out}); its first-command row is left out"
+            );
+            first.clear();
+            break;
+        }
+    }
+    let wall = wall.elapsed();
+    s.stop().await;
+    if first.is_empty() {
+        return;
+    }
+    let p99 = percentile(&mut first, 0.99);
+    report.add(
+        "serve",
+        backend_label,
+        "new session to first command",
+        Stats::from_samples(first, wall),
+        &format!("a new user: PUT session + exec `echo ok`, its jail or container made on the way; p99 {p99:.0} µs"),
+    );
 }
