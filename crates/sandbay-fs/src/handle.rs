@@ -125,6 +125,25 @@ pub(crate) fn open_regular(
     Ok(OpenFile { file, meta })
 }
 
+/// [`open_regular`] of the single name `name` in `dir`, not following a
+/// symlink there: `Ok(None)` when the name is a symlink, for the caller to
+/// resolve (an open with `O_NOFOLLOW` fails with `ELOOP` on exactly that).
+pub(crate) fn open_regular_unless_symlink(
+    dir: &Dir,
+    name: &std::ffi::OsStr,
+    path: &VPath,
+    config: &FsConfig,
+) -> Result<Option<OpenFile>> {
+    let file = match dir.open_with(name, &read_options(FollowSymlinks::No)) {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
+        Err(e) => return Err(map_io(path, &e)),
+    };
+    let meta = file.metadata().map_err(|e| map_io(path, &e))?;
+    check_regular(&meta, path, config)?;
+    Ok(Some(OpenFile { file, meta }))
+}
+
 /// The checks `open_regular` makes on an open handle's metadata.
 pub(crate) fn check_regular(meta: &Metadata, path: &VPath, config: &FsConfig) -> Result<()> {
     if meta.is_dir() {

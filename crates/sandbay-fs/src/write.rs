@@ -7,18 +7,21 @@
 //! removed and the old content is untouched. The rename replaces only the
 //! one name, so a write never changes the target of a hard link.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
 
 use cap_fs_ext::FollowSymlinks;
-use cap_std::fs::{Dir, Permissions};
+use cap_std::fs::{Dir, Metadata, Permissions};
 use cap_tempfile::TempFile;
 use sandbay_core::text::apply_edit;
 use sandbay_core::{EditOutcome, EditRequest, Error, Result, VPath};
 
 use crate::config::FsConfig;
 use crate::error::{ROOT, denied, map_io};
-use crate::handle::{open_regular, open_target_dir, rel, resolve_target};
+use crate::handle::{
+    OpenFile, Target, open_regular, open_regular_unless_symlink, open_target_dir, rel,
+    resolve_target,
+};
 use crate::quota::Budget;
 
 /// Writes `bytes` to `path` atomically, creating parent directories; a
@@ -38,26 +41,59 @@ pub(crate) fn write(
         return Err(denied(path, ROOT));
     }
     let held = budget.map(|b| b.hold(root)).transpose()?;
-    let target = resolve_target(root, path)?;
-    let dir = open_target_dir(root, path, &target)?;
+    let (dir, name, existing) = open_write_target(root, path)?;
     // Keep the mode of a file being replaced (an executable stays one);
     // refuse to replace a directory before writing anything.
-    let (permissions, old) = match dir.symlink_metadata(&target.name) {
-        Ok(meta) if meta.is_dir() => return Err(Error::IsDirectory { path: path.clone() }),
-        Ok(meta) if meta.is_file() => (Some(meta.permissions()), meta.len()),
-        Ok(_) => (None, 0),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (None, 0),
-        Err(e) => return Err(map_io(path, &e)),
+    let (permissions, old) = match existing {
+        Some(meta) if meta.is_dir() => return Err(Error::IsDirectory { path: path.clone() }),
+        Some(meta) if meta.is_file() => (Some(meta.permissions()), meta.len()),
+        _ => (None, 0),
     };
     let new = bytes.len() as u64;
     if let Some(held) = &held {
         held.admit(path, old, new)?;
     }
-    replace(&dir, &target.name, bytes, permissions, config).map_err(|e| map_io(path, &e))?;
+    replace(&dir, &name, bytes, permissions, config).map_err(|e| map_io(path, &e))?;
     if let Some(held) = held {
         held.commit(old, new);
     }
     Ok(())
+}
+
+/// Opens the directory a write to `path` lands in (creating missing
+/// directories) and looks at the name there without following it: the
+/// directory, the final name, and what is there now (`None`: nothing).
+///
+/// The common case costs one directory open and one `fstatat` through it.
+/// Only when the name is a symlink does the write take the slow path,
+/// [`resolve_target`], which follows the chain while it stays inside.
+fn open_write_target(root: &Dir, path: &VPath) -> Result<(Dir, OsString, Option<Metadata>)> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::IsDirectory { path: path.clone() });
+    };
+    let plain = Target {
+        dir: rel(&parent).to_path_buf(),
+        name: name.into(),
+        via_symlink: false,
+    };
+    let dir = open_target_dir(root, path, &plain)?;
+    match lstat(&dir, &plain.name, path)? {
+        Some(meta) if meta.file_type().is_symlink() => {}
+        found => return Ok((dir, plain.name, found)),
+    }
+    let target = resolve_target(root, path)?;
+    let dir = open_target_dir(root, path, &target)?;
+    let found = lstat(&dir, &target.name, path)?;
+    Ok((dir, target.name, found))
+}
+
+/// `name`'s metadata in `dir`, not following a symlink; `None` if missing.
+fn lstat(dir: &Dir, name: &OsStr, path: &VPath) -> Result<Option<Metadata>> {
+    match dir.symlink_metadata(name) {
+        Ok(meta) => Ok(Some(meta)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(map_io(path, &e)),
+    }
 }
 
 /// Writes a temporary file in `dir` and renames it to `name`.
@@ -120,11 +156,7 @@ pub(crate) fn edit_up_to(
         return Err(Error::IsDirectory { path: path.clone() });
     }
     let held = budget.map(|b| b.hold(root)).transpose()?;
-    let target = resolve_target(root, path)?;
-    let dir = root.open_dir(&target.dir).map_err(|e| map_io(path, &e))?;
-    // The target is not a symlink now; if one is swapped in, `O_NOFOLLOW`
-    // makes the open fail instead of following it.
-    let file = open_regular(&dir, target.name.as_ref(), FollowSymlinks::No, path, config)?;
+    let (dir, name, file) = open_edit_target(root, path, config)?;
     if file.meta.len() > max_size {
         return Ok(None);
     }
@@ -139,18 +171,38 @@ pub(crate) fn edit_up_to(
     if let Some(held) = &held {
         held.admit(path, old_len, new_len)?;
     }
-    replace(
-        &dir,
-        &target.name,
-        new.as_bytes(),
-        Some(permissions),
-        config,
-    )
-    .map_err(|e| map_io(path, &e))?;
+    replace(&dir, &name, new.as_bytes(), Some(permissions), config)
+        .map_err(|e| map_io(path, &e))?;
     if let Some(held) = held {
         held.commit(old_len, new_len);
     }
     Ok(Some(EditOutcome { replacements }))
+}
+
+/// Opens the file an edit of `path` changes and the directory it is in.
+///
+/// The common case opens the parent and the name in it with `O_NOFOLLOW`.
+/// A symlink there takes the slow path: [`resolve_target`] follows the
+/// chain while it stays inside, and the file it ends at is opened with
+/// `O_NOFOLLOW` too, so a symlink swapped in meanwhile makes the open
+/// fail instead of being followed.
+fn open_edit_target(
+    root: &Dir,
+    path: &VPath,
+    config: &FsConfig,
+) -> Result<(Dir, OsString, OpenFile)> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::IsDirectory { path: path.clone() });
+    };
+    let dir = root.open_dir(rel(&parent)).map_err(|e| map_io(path, &e))?;
+    let name = OsStr::new(name);
+    if let Some(file) = open_regular_unless_symlink(&dir, name, path, config)? {
+        return Ok((dir, name.to_os_string(), file));
+    }
+    let target = resolve_target(root, path)?;
+    let dir = root.open_dir(&target.dir).map_err(|e| map_io(path, &e))?;
+    let file = open_regular(&dir, target.name.as_ref(), FollowSymlinks::No, path, config)?;
+    Ok((dir, target.name, file))
 }
 
 /// Removes a file, a symlink (never its target) or a directory tree.
