@@ -249,7 +249,14 @@ impl StateBackend {
             return Err(Error::BinaryFile { path: path.clone() });
         };
         let (new, count) = text::apply_edit(path, content, request, limit)?;
-        Ok((Content::from_text(&new), count))
+        // `content` is text, so it holds no NUL: the result holds one only
+        // if the replacement brought it.
+        let new = if request.new.contains('\0') {
+            Content::from_text(&new)
+        } else {
+            Content::from_edited_text(&new)
+        };
+        Ok((new, count))
     }
 
     /// An edit under the lock, in memory.

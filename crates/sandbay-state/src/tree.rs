@@ -58,6 +58,17 @@ impl Content {
         Self::shared(text)
     }
 
+    /// The result of an edit of text (which holds no NUL byte) that
+    /// inserted none: one copy, and no scan for NUL.
+    pub(crate) fn from_edited_text(s: &str) -> Content {
+        let text: Arc<str> = Arc::from(s);
+        debug_assert!(!text.as_bytes().contains(&0));
+        Content {
+            data: Arc::from(text.clone()),
+            text: Some(text),
+        }
+    }
+
     fn shared(text: Arc<str>) -> Content {
         if text.as_bytes().contains(&0) {
             return Content {

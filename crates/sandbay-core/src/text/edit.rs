@@ -66,37 +66,53 @@ pub fn apply_edit(
         request.new.clone()
     };
     let mut old = std::borrow::Cow::Borrowed(request.old.as_str());
-    let mut count = content.matches(old.as_ref()).count();
-    if count == 0 && crlf && request.old.contains('\n') {
+    let mut first = content.find(old.as_ref());
+    if first.is_none() && crlf && request.old.contains('\n') {
         old = std::borrow::Cow::Owned(to_crlf(&request.old));
-        count = content.matches(old.as_ref()).count();
+        first = content.find(old.as_ref());
     }
-    match count {
-        0 => Err(Error::NoMatch { path: path.clone() }),
-        n if n > 1 && !request.replace_all => Err(Error::AmbiguousMatch {
-            path: path.clone(),
-            count: n,
-        }),
-        n => {
-            let replaced = if request.replace_all { n } else { 1 };
-            let size = (content.len() as u64)
-                .saturating_sub(replaced as u64 * old.len() as u64)
-                .saturating_add(replaced as u64 * new.len() as u64);
-            if size > max_bytes {
-                return Err(Error::TooLarge {
-                    what: format!("{path} after the edit"),
-                    size,
-                    limit: max_bytes,
+    let Some(first) = first else {
+        return Err(Error::NoMatch { path: path.clone() });
+    };
+    let old = old.as_ref();
+    let after = first + old.len();
+    // The rest of the text is scanned once: for a single edit, to prove
+    // the match unique (counting further only to report an ambiguity);
+    // for `replace_all`, to count the replacements before building.
+    let rest = &content[after..];
+    let count = if request.replace_all {
+        1 + rest.matches(old).count()
+    } else {
+        match rest.find(old) {
+            None => 1,
+            Some(second) => {
+                let n = 2 + rest[second + old.len()..].matches(old).count();
+                return Err(Error::AmbiguousMatch {
+                    path: path.clone(),
+                    count: n,
                 });
             }
-            let out = if request.replace_all {
-                content.replace(old.as_ref(), &new)
-            } else {
-                content.replacen(old.as_ref(), &new, 1)
-            };
-            Ok((out, n))
         }
+    };
+    let size = (content.len() as u64)
+        .saturating_sub(count as u64 * old.len() as u64)
+        .saturating_add(count as u64 * new.len() as u64);
+    if size > max_bytes {
+        return Err(Error::TooLarge {
+            what: format!("{path} after the edit"),
+            size,
+            limit: max_bytes,
+        });
     }
+    let mut out = String::with_capacity(size as usize);
+    out.push_str(&content[..first]);
+    out.push_str(&new);
+    if request.replace_all {
+        out.push_str(&rest.replace(old, &new));
+    } else {
+        out.push_str(rest);
+    }
+    Ok((out, count))
 }
 
 #[cfg(test)]
