@@ -158,7 +158,14 @@ impl Libtest {
                     .strip_prefix("test ")
                     .and_then(|l| l.split_once(" ... ignored"))
                 {
-                    let reason = rest.strip_prefix(", ").unwrap_or("no reason given");
+                    // rustdoc names a doc test `file - item (line N)`; an
+                    // ignored one is a block marked `ignore` (text, not run)
+                    let doc_block = name.contains(" - ") && name.ends_with(')');
+                    let reason = rest.strip_prefix(", ").unwrap_or(if doc_block {
+                        "a doc block marked ignore (shown, not compiled)"
+                    } else {
+                        "no reason given"
+                    });
                     self.ignored.push((name.to_string(), reason.to_string()));
                 }
                 true

@@ -355,21 +355,14 @@ mod tests {
             .collect()
     }
 
-    fn ready() -> std::result::Result<(), &'static str> {
+    fn ready() -> std::result::Result<(), String> {
         if !nix::unistd::geteuid().is_root() {
-            return Err("a bind-mode quota needs root");
+            return Err("a bind-mode quota needs root".into());
         }
         if !sandbay_fs::host_can_mount() {
-            return Err("a bind-mode quota needs mkfs.ext4 and loop devices");
+            return Err("a bind-mode quota needs mkfs.ext4 and loop devices".into());
         }
-        let image = Command::new("docker")
-            .args(["image", "inspect", sandbay_testkit::docker::TEST_IMAGE])
-            .output();
-        match image {
-            Ok(out) if out.status.success() => Ok(()),
-            Ok(_) => Err("the test image is missing (cargo xtask docker-image)"),
-            Err(_) => Err("no Docker daemon"),
-        }
+        sandbay_testkit::docker::check(sandbay_testkit::docker::TEST_IMAGE)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
