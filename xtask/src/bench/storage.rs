@@ -14,11 +14,16 @@
 //!   file workload's changing half) on in-memory state and durable state
 //!   at the default 1 s window and at `EveryWrite`; on fs without and with
 //!   `sync_writes`. The note gives the overhead against the baseline.
+//! * `10,000 saved sessions`: a store with 10,000 persisted sessions of one
+//!   file each is opened (sessions load on first access, so opening reads
+//!   no session), then every session is loaded and its file read; the
+//!   samples are the per-session first reads, the note gives the open time
+//!   and the total.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sandbay_core::{Backend, EditRequest, ExecRequest, ReadRequest, Sandbox, VPath};
+use sandbay_core::{Backend, BackendExt, EditRequest, ExecRequest, ReadRequest, Sandbox, VPath};
 use sandbay_exec::{Jail, JailConfig};
 use sandbay_pool::{
     FsStorage, JailFactory, Pool, PoolConfig, Registry, RegistryConfig, StateStorage, Storage,
@@ -172,6 +177,8 @@ pub(crate) async fn run(report: &mut Report) {
     resume(report, "fs", FsStorage::new(store)).await;
     resume_docker(report, dir.path()).await;
 
+    saved_sessions(report).await;
+
     // state persistence overhead
     let memory = median_w1(|| async {
         let b: Arc<dyn Backend> = Arc::new(sandbay_state::StateBackend::default());
@@ -226,6 +233,62 @@ pub(crate) async fn run(report: &mut Report) {
         synced,
         plain,
         "fs without fsync",
+    );
+}
+
+/// 10,000 persisted state sessions: the store's start-up, then the first
+/// read of each session (which loads it from disk).
+async fn saved_sessions(report: &mut Report) {
+    const SESSIONS: usize = 10_000;
+    let dir = tempfile::Builder::new()
+        .prefix("sandbay-bench-saved-")
+        .tempdir()
+        .expect("temp dir");
+    let durability = |policy| sandbay_state::Durability::new(dir.path()).write_behind(policy);
+    let file = VPath::parse("/notes.txt").expect("valid");
+    {
+        let store = sandbay_state::StateStore::open(
+            Default::default(),
+            durability(sandbay_state::WriteBehind::Within(Duration::from_secs(
+                3600,
+            ))),
+        )
+        .expect("store");
+        for i in 0..SESSIONS {
+            store
+                .session(&format!("user{}", i % 1000), &format!("s{i}"))
+                .write(&file, &format!("session {i}\n"))
+                .await
+                .expect("seed");
+        }
+        store.flush().await.expect("flush");
+    }
+    let wall = Instant::now();
+    let store = sandbay_state::StateStore::open(
+        Default::default(),
+        durability(sandbay_state::WriteBehind::default()),
+    )
+    .expect("store");
+    let opened = wall.elapsed();
+    let mut samples = Vec::with_capacity(SESSIONS);
+    for i in 0..SESSIONS {
+        let start = Instant::now();
+        let session = store.session(&format!("user{}", i % 1000), &format!("s{i}"));
+        let text = session.read_to_string(&file).await.expect("read back");
+        samples.push(start.elapsed());
+        assert_eq!(text, format!("session {i}\n"), "session {i} read back");
+    }
+    let wall = wall.elapsed();
+    report.add(
+        "storage",
+        "state (durable)",
+        "10,000 saved sessions: first read of each",
+        Stats::from_samples(samples, wall),
+        &format!(
+            "store opened in {:.1} ms; all 10,000 loaded and read {:.0} ms after the open began",
+            opened.as_secs_f64() * 1e3,
+            wall.as_secs_f64() * 1e3
+        ),
     );
 }
 
