@@ -171,7 +171,9 @@ pub enum Identity {
 pub struct ResourceLimits {
     /// `RLIMIT_CPU`: CPU seconds per process.
     pub cpu_seconds: u64,
-    /// `RLIMIT_AS`: virtual memory per process, in bytes.
+    /// `RLIMIT_AS`: virtual memory per process, in bytes. Where no memory
+    /// cgroup is in force, the jail holds it to at most `memory_bytes`
+    /// ([`crate::Enforcement::limits`] reports the value in force).
     pub address_space_bytes: u64,
     /// `RLIMIT_FSIZE`: largest file a process may write, in bytes.
     pub file_size_bytes: u64,

@@ -139,8 +139,23 @@ pub struct Enforcement {
     /// At most this many commands of the jail run at once; more wait, at
     /// most [`JailConfig::queue_timeout`].
     pub max_concurrent: usize,
-    /// The configured caps (rlimits always; cgroup values where the flags say so).
+    /// The caps in force: rlimits always (`address_space_bytes` at most
+    /// `memory_bytes` when no memory cgroup is in force); the cgroup values
+    /// where the flags say so.
     pub limits: ResourceLimits,
+}
+
+/// The limits a jail enforces: the configured ones, except that without a
+/// memory cgroup the per-process address space is at most the memory cap.
+fn effective_limits(mut limits: ResourceLimits, memory_cgroup: bool) -> ResourceLimits {
+    if !memory_cgroup {
+        // never below the 16 MiB a configuration may ask for at least
+        let floor = 16 << 20;
+        limits.address_space_bytes = limits
+            .address_space_bytes
+            .min(limits.memory_bytes.max(floor));
+    }
+    limits
 }
 
 impl Jail {
@@ -184,7 +199,13 @@ impl Jail {
             )),
             _ => None,
         };
-        let l = &config.limits;
+        let cgroups = (privileged && config.cgroups)
+            .then(|| Arc::new(CgroupPool::new(cgroup::host(), config.limits)));
+        // Without a memory cgroup nothing caps the jail's memory as a
+        // whole; each process's address space is then held to the memory
+        // cap at least, so no single process takes more than the budget.
+        let memory_cgroup = cgroups.as_ref().is_some_and(|p| p.host().memory());
+        let l = &effective_limits(config.limits, memory_cgroup);
         let rlimits = vec![
             Rlimit {
                 resource: libc::RLIMIT_CPU,
@@ -212,8 +233,6 @@ impl Jail {
             },
         ];
         let places = config.max_concurrent.min(Semaphore::MAX_PERMITS);
-        let cgroups = (privileged && config.cgroups)
-            .then(|| Arc::new(CgroupPool::new(cgroup::host(), config.limits)));
         let netns = if ns.is_some() && privileged {
             Some(Arc::new(sys::new_netns().map_err(|e| {
                 unavailable("creating the network namespace", &e)
@@ -290,7 +309,7 @@ impl Jail {
             cgroup_memory: cg.is_some_and(|c| c.memory()),
             cgroup_cpu: cg.is_some_and(|c| c.cpu()) && i.config.limits.cpu_cores.is_some(),
             max_concurrent: i.config.max_concurrent,
-            limits: i.config.limits,
+            limits: effective_limits(i.config.limits, cg.is_some_and(|c| c.memory())),
         }
     }
 
@@ -577,4 +596,40 @@ fn environment(home: &[u8], extra: &BTreeMap<String, String>) -> Result<Vec<CStr
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_memory_cgroup_the_address_space_is_held_to_the_memory_cap() {
+        let mib = 1u64 << 20;
+        let configured = ResourceLimits {
+            address_space_bytes: 8192 * mib,
+            memory_bytes: 512 * mib,
+            ..ResourceLimits::default()
+        };
+        assert_eq!(
+            effective_limits(configured, true).address_space_bytes,
+            8192 * mib
+        );
+        assert_eq!(
+            effective_limits(configured, false).address_space_bytes,
+            512 * mib
+        );
+        let tiny = ResourceLimits {
+            memory_bytes: 8 * mib,
+            ..configured
+        };
+        assert_eq!(effective_limits(tiny, false).address_space_bytes, 16 * mib);
+        let small_as = ResourceLimits {
+            address_space_bytes: 64 * mib,
+            ..configured
+        };
+        assert_eq!(
+            effective_limits(small_as, false).address_space_bytes,
+            64 * mib
+        );
+    }
 }

@@ -461,6 +461,11 @@ fn remove(path: &Path) {
     if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
         return;
     }
+    // The scratch root itself may be the one made unreadable (`chmod 000
+    // .` in the workspace): it cannot be opened before its rights are
+    // back. The path is this process's own directory, out of the jail's
+    // reach, so it is no symlink a command could have planted.
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
     if let Ok(root) = Dir::open_ambient_dir(path, ambient_authority()) {
         restore_rights(&root, ".", 0);
     }
