@@ -53,11 +53,22 @@ pub(crate) fn write(
     if let Some(held) = &held {
         held.admit(path, old, new)?;
     }
-    replace(&dir, &name, bytes, permissions, config).map_err(|e| map_io(path, &e))?;
+    replace(&dir, &name, bytes, permissions, config).map_err(|e| replace_error(&dir, path, &e))?;
     if let Some(held) = held {
         held.commit(old, new);
     }
     Ok(())
+}
+
+/// The error of a failed [`replace`]: `not_found` when the directory was
+/// removed meanwhile (a session deleted under a running call; the kernel
+/// refuses a temporary file there with `EPERM`), else as [`map_io`] says.
+fn replace_error(dir: &Dir, path: &VPath, err: &io::Error) -> Error {
+    use cap_std::fs::MetadataExt;
+    match dir.dir_metadata() {
+        Ok(meta) if meta.nlink() == 0 => Error::NotFound { path: path.clone() },
+        _ => map_io(path, err),
+    }
 }
 
 /// Opens the directory a write to `path` lands in (creating missing
@@ -172,7 +183,7 @@ pub(crate) fn edit_up_to(
         held.admit(path, old_len, new_len)?;
     }
     replace(&dir, &name, new.as_bytes(), Some(permissions), config)
-        .map_err(|e| map_io(path, &e))?;
+        .map_err(|e| replace_error(&dir, path, &e))?;
     if let Some(held) = held {
         held.commit(old_len, new_len);
     }

@@ -432,7 +432,13 @@ async fn special_files_under_the_name_are_never_opened_for_writing() {
     nix::unistd::mkfifo(a.host("fifo2").as_path(), rw).unwrap();
     nix::unistd::mkfifo(a.outside().join("out-fifo").as_path(), rw).unwrap();
     let _sock = std::os::unix::net::UnixListener::bind(a.host("sock")).unwrap();
-    mknod(a.host("null").as_path(), SFlag::S_IFCHR, rw, makedev(1, 3)).unwrap();
+    // a device node needs CAP_MKNOD: without it the case cannot be built
+    let made = mknod(a.host("null").as_path(), SFlag::S_IFCHR, rw, makedev(1, 3));
+    if !sandbay_testkit::skip::require(
+        made.map_err(|e| format!("the special-file case needs mknod (it failed: {e})")),
+    ) {
+        return;
+    }
     symlink(a.outside().join("out-fifo"), a.host("to-out-fifo")).unwrap();
     symlink(
         format!("{}/out-fifo", a.outside_from_root()),

@@ -608,3 +608,30 @@ async fn streamed_and_whole_file_reads_agree() {
         }
     }
 }
+
+/// A workspace removed under a live backend (a session deleted while a
+/// call was on its way) answers `not_found`, never `permission_denied`:
+/// the kernel refuses a temporary file in a removed directory with EPERM.
+#[tokio::test]
+async fn a_removed_workspace_answers_not_found() {
+    let ws = Ws::new().await;
+    ws.fs.write(&p("/f.txt"), "old tick").await.unwrap();
+    std::fs::remove_dir_all(ws.root()).unwrap();
+    ws.check(
+        &ws.fs.write(&p("/new.txt"), "x").await.unwrap_err(),
+        "not_found",
+    );
+    ws.check(
+        &ws.fs.write(&p("/d/new.txt"), "x").await.unwrap_err(),
+        "not_found",
+    );
+    ws.check(
+        &ws.fs
+            .upload(vec![(p("/up.txt"), b"x".to_vec())])
+            .await
+            .remove(0)
+            .unwrap_err(),
+        "not_found",
+    );
+    assert!(!ws.root().exists(), "nothing was made again");
+}
