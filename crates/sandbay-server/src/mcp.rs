@@ -165,7 +165,14 @@ async fn serve(
             ));
         }
     }
-    Ok(service.handle(request).await.into_response())
+    let ends = request.method() == Method::DELETE;
+    let response = service.handle(request).await.into_response();
+    // rmcp answers an ended session with 202 Accepted; the session is gone
+    // by then, so say so the way MCP clients expect (200 or 204)
+    if ends && response.status() == StatusCode::ACCEPTED {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok(response)
 }
 
 /// rmcp's in-memory session manager, with each session's last use, so
