@@ -33,6 +33,57 @@ use crate::config::FsConfig;
 use crate::error::{join_error, provider_io};
 use crate::quota::{self, Enforcement};
 
+/// How many times a removal starts over when files appeared in the tree
+/// while it was being emptied.
+const REMOVAL_ROUNDS: u32 = 50;
+
+/// Removes `name` below `dir` with everything in it (cap-std never follows
+/// a symlink inside the tree). A write that was already under way when the
+/// removal began can still add a file after the tree was emptied, and the
+/// last `rmdir` then fails with "directory not empty", or an entry it
+/// listed was renamed before it could be unlinked ("not found" while the
+/// tree is still there): the removal starts over, a bounded number of
+/// times. Once the directory is gone, such a write finds no directory to
+/// add to.
+fn remove_tree(dir: &Dir, name: &str) -> io::Result<()> {
+    let mut round = 0;
+    loop {
+        let err = match dir.remove_dir_all(name) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let raced = match err.kind() {
+            io::ErrorKind::DirectoryNotEmpty => true,
+            io::ErrorKind::NotFound => match dir.symlink_metadata(name) {
+                Ok(_) => true,
+                // gone: an earlier round emptied it before this one failed
+                Err(e) if e.kind() == io::ErrorKind::NotFound && round > 0 => return Ok(()),
+                Err(_) => false,
+            },
+            _ => false,
+        };
+        if !raced || round >= REMOVAL_ROUNDS {
+            return Err(err);
+        }
+        round += 1;
+        std::thread::sleep(std::time::Duration::from_millis(u64::from(round.min(10))));
+    }
+}
+
+/// A removal that could not finish: still being filled after every round
+/// is `unavailable` (nothing is listed any more; removing again finishes).
+fn removal_error(err: io::Error) -> Error {
+    if err.kind() == io::ErrorKind::DirectoryNotEmpty {
+        Error::Unavailable {
+            message:
+                "the workspace was still being written to while it was removed; remove it again"
+                    .into(),
+        }
+    } else {
+        provider_io(err)
+    }
+}
+
 /// Longest directory name made by plain encoding; longer ids are hashed.
 const MAX_ENCODED: usize = 96;
 /// Length of the readable prefix kept in front of a hash.
@@ -287,10 +338,10 @@ impl FsProvider {
             let (user, session) = names;
             let user_dir = base.open_dir_nofollow(&user).map_err(provider_io)?;
             let imaged = quota::remove(&user_dir, &user_path, &session)?;
-            match user_dir.remove_dir_all(&session) {
+            match remove_tree(&user_dir, &session) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound && imaged => Ok(()),
-                Err(e) => Err(provider_io(e)),
+                Err(e) => Err(removal_error(e)),
             }
         })
         .await
@@ -331,8 +382,7 @@ impl FsProvider {
             for name in parents {
                 dir = dir.open_dir_nofollow(name).map_err(provider_io)?;
             }
-            // cap-std never follows symlinks inside the removed tree.
-            dir.remove_dir_all(last).map_err(provider_io)
+            remove_tree(&dir, last).map_err(removal_error)
         })
         .await
         .map_err(join_error)?

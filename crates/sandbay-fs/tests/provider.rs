@@ -179,3 +179,41 @@ async fn creating_and_removing_sessions_of_one_user_concurrently() {
     }
     assert!(!base.path().join("bob").exists());
 }
+
+/// A session removed while writes to it are still under way: the removal
+/// finishes (a write that lands a file after the tree was emptied makes it
+/// start over), each write either succeeded or found no workspace, and
+/// nothing of the session is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_session_while_writes_land_in_it() {
+    let base = tempfile::tempdir().unwrap();
+    let provider = FsProvider::open(base.path()).await.unwrap();
+    for round in 0..40u64 {
+        let session = format!("s{round}");
+        let fs = provider.session("carol", &session).await.unwrap();
+        let writers: Vec<_> = (0..6)
+            .map(|i| {
+                let fs = fs.clone();
+                tokio::spawn(async move {
+                    fs.write_bytes(&p(&format!("/f{i}")), vec![b'x'; 256 * 1024])
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(round % 4)).await;
+        provider
+            .remove_session("carol", &session)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        for w in writers {
+            match w.await.unwrap() {
+                Ok(_) => {}
+                Err(e) => assert_eq!(e.code().as_str(), "not_found", "round {round}: {e}"),
+            }
+        }
+        assert!(
+            !provider.session_path("carol", &session).unwrap().exists(),
+            "round {round}: the session's directory is gone"
+        );
+    }
+}
