@@ -380,6 +380,9 @@ pub fn add_key(path: &Path, user: &str) -> Result<String, KeysError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
+    // a file made earlier with a wider mode is narrowed too
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     writeln!(file, "{user} sha256:{}", hex(&digest(&key)))?;
     file.sync_all()?;
     Ok(key)
@@ -396,6 +399,18 @@ mod tests {
         let a = add_key(&path, "alice").unwrap();
         let b = add_key(&path, "bob@example.com").unwrap();
         assert!(a.starts_with(KEY_PREFIX) && a.len() == 47 && a != b);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            // a keys file made by hand with a wider mode is narrowed
+            let other = dir.path().join("wide");
+            std::fs::write(&other, "").unwrap();
+            std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).unwrap();
+            add_key(&other, "carol").unwrap();
+            assert_eq!(mode(&other), 0o600);
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&a[4..]), "the file never holds a key");
         let store = KeyStore::load(&path)

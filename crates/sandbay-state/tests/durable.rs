@@ -484,3 +484,28 @@ async fn temporaries_of_an_interrupted_write_are_swept_at_open() {
         LoadError::InvalidId
     );
 }
+
+/// Users' names and their session ids are no other host account's
+/// business: the tree of saved sessions is the owner's only, even where
+/// the data directory was made with a wider mode.
+#[cfg(unix)]
+#[tokio::test]
+async fn saved_sessions_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = dir.path().join("sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = open(dir.path(), WriteBehind::EveryWrite);
+    store
+        .session("alice", "secret-project")
+        .write(&p("/a.txt"), "A")
+        .await
+        .unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&sessions), 0o700);
+    assert_eq!(
+        mode(&session_file(dir.path(), "alice", "secret-project")),
+        0o600
+    );
+}

@@ -79,7 +79,12 @@ impl SessionIndex {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let tmp = path.with_extension("json.tmp");
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            // users and their session ids: for this process's account only
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)
@@ -94,4 +99,25 @@ fn unavailable(message: &str) -> ApiError {
     ApiError::from(sandbay_core::Error::Unavailable {
         message: message.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_index_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let index = SessionIndex::open(dir.path(), "fs-sessions.json", "fs").unwrap();
+        index.insert("alice", "secret-project").await.unwrap();
+        let meta = std::fs::metadata(dir.path().join("fs-sessions.json")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert!(
+            SessionIndex::open(dir.path(), "fs-sessions.json", "fs")
+                .unwrap()
+                .contains("alice", "secret-project")
+        );
+    }
 }

@@ -174,6 +174,10 @@ impl Durable {
     pub(crate) fn open(durability: &Durability) -> io::Result<Arc<Durable>> {
         let root = durability.dir.join("sessions");
         std::fs::create_dir_all(&root)?;
+        // the names below (users, their session ids) are no other host
+        // account's business: the snapshots are 0600, their tree 0700
+        #[cfg(unix)]
+        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         sweep_temporaries(&root);
         Ok(Arc::new(Durable {
             root,
