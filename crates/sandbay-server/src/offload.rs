@@ -2,8 +2,9 @@
 //! local backends run in the server process and can take seconds of CPU
 //! over large files. Here they run on tokio's blocking pool, at most
 //! `limits.searches_per_user` of one user and as many as the host has
-//! CPUs over all users at once; the threads that serve requests stay free,
-//! so one user's searches cannot stall another user's calls.
+//! CPUs over all users at once (at least one more than one user's share,
+//! so one user never holds them all); the threads that serve requests stay
+//! free, so one user's searches cannot stall another user's calls.
 
 use std::sync::Arc;
 

@@ -400,7 +400,8 @@ async fn a_users_sessions_share_one_jail() {
 
 /// A user's searches over large files run off the request threads: on a
 /// server with one request thread, another user's call is answered while
-/// they run, before the first of them.
+/// they run, before the first of them, and so is another user's search
+/// (one user never holds every search place of the host).
 #[test]
 fn searches_do_not_stall_other_users() {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
@@ -454,6 +455,19 @@ fn searches_do_not_stall_other_users() {
         let bob_done = std::time::Instant::now();
         assert_eq!(status, StatusCode::OK, "{out}");
         assert!(out["text"].as_str().unwrap().contains("hello"), "{out}");
+        // alice holds every search place a user may have (2); bob's own
+        // search still finds a place of the host's
+        let (status, out) = s
+            .send(
+                Method::POST,
+                Some(BOB),
+                "/v1/sessions/small/tools/grep",
+                Some(json!({"pattern": "hel+o", "output_mode": "count"})),
+            )
+            .await;
+        let bob_searched = std::time::Instant::now();
+        assert_eq!(status, StatusCode::OK, "{out}");
+        assert_eq!(out["is_error"], false, "{out}");
         let mut firsts = Vec::new();
         for g in greps {
             let (status, body, at) = g.await.unwrap();
@@ -466,6 +480,11 @@ fn searches_do_not_stall_other_users() {
             bob_done < first_grep,
             "bob was answered only after alice's first search ({:?} later)",
             bob_done - first_grep
+        );
+        assert!(
+            bob_searched < first_grep,
+            "bob's search waited for alice's first search ({:?} later)",
+            bob_searched - first_grep
         );
     });
     drop(s);

@@ -212,9 +212,10 @@ impl Sessions {
             jails: Mutex::default(),
             limits: config.limits.clone(),
             search_users: Mutex::default(),
-            search_host: Arc::new(tokio::sync::Semaphore::new(
+            search_host: Arc::new(tokio::sync::Semaphore::new(host_search_places(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
-            )),
+                config.limits.searches_per_user,
+            ))),
             live: Mutex::default(),
             total: AtomicUsize::new(total),
             creating: tokio::sync::Mutex::new(()),
@@ -539,5 +540,34 @@ impl Sessions {
             .clear();
         self.backend.shutdown().await;
         self.flush().await
+    }
+}
+
+/// Searches that may run at once over all users: one per CPU, and always
+/// at least one more than a single user may hold, so that a user who
+/// keeps every one of their places busy never leaves another user's
+/// search waiting for a place (it shares the CPUs instead).
+fn host_search_places(cpus: usize, per_user: usize) -> usize {
+    cpus.max(per_user.max(1) + 1)
+}
+
+#[cfg(test)]
+mod search_places_tests {
+    use super::host_search_places;
+
+    #[test]
+    fn one_user_never_holds_every_search_place() {
+        for cpus in 1..=64 {
+            for per_user in 0..=64 {
+                let host = host_search_places(cpus, per_user);
+                assert!(host > per_user.max(1), "{cpus} CPUs, {per_user} per user");
+                assert!(host >= cpus);
+            }
+        }
+        assert_eq!(
+            host_search_places(8, 2),
+            8,
+            "no more than the CPUs when they suffice"
+        );
     }
 }
