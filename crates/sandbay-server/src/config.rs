@@ -168,6 +168,12 @@ pub struct DockerSettings {
     /// Containers at once, over all users (a session beyond waits, then
     /// gets `503`). Default 64.
     pub containers: usize,
+    /// Fresh containers kept ready in the background, so that a new or
+    /// returning session gets one at once and only its workspace is
+    /// mounted on the way (never more than `containers`; each still
+    /// serves one session and is then destroyed). `0`: every session's
+    /// container is made when it is first used. Default 2.
+    pub warm: usize,
     /// The `sandbay.owner` label of the containers. Default `sandbay-server`.
     pub owner: String,
 }
@@ -196,6 +202,7 @@ impl Default for DockerSettings {
             image: sandbay_docker::DEFAULT_IMAGE.into(),
             agent: None,
             containers: 64,
+            warm: 2,
             owner: "sandbay-server".into(),
         }
     }

@@ -360,6 +360,8 @@ async fn docker_backend_survives_the_daemon_and_leaves_nothing() {
     config.docker.image = sandbay_testkit::docker::TEST_IMAGE.into();
     config.docker.owner = owner.clone();
     config.docker.containers = 8;
+    // containers counted here are the sessions' own (warm ones: below)
+    config.docker.warm = 0;
     let config_again = config.clone();
 
     // the daemon is away at start-up: sessions are made, files answer 503
@@ -535,4 +537,97 @@ async fn docker_backend_survives_the_daemon_and_leaves_nothing() {
         mounted.is_empty(),
         "mounts left after shutdown: {mounted:?}"
     );
+}
+
+/// `docker.warm`: fresh containers wait in the background, a new
+/// session's first command runs on one of them (its workspace mounted
+/// onto it), the pool refills, and a stopped server leaves none behind.
+#[tokio::test]
+async fn docker_sessions_start_on_warm_containers() {
+    if !sandbay_testkit::skip::require(sandbay_testkit::docker::check(
+        sandbay_testkit::docker::TEST_IMAGE,
+    )) {
+        return;
+    }
+    let owner = format!("serve-warm-{}", sandbay_testkit::isolation::unique());
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(owner.clone(), dir.path().to_path_buf());
+    let mut config = common::config(&dir);
+    config.backend = BackendChoice::Docker;
+    config.docker.image = sandbay_testkit::docker::TEST_IMAGE.into();
+    config.docker.owner = owner.clone();
+    config.docker.containers = 8;
+    config.docker.warm = 2;
+    let mut s = common::start_in(dir, config).await;
+    let settle = |want: usize| {
+        let owner = owner.clone();
+        async move {
+            let mut now = containers_of(&owner).len();
+            for _ in 0..150 {
+                if now == want {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                now = containers_of(&owner).len();
+            }
+            now
+        }
+    };
+    // the first session connects to the daemon and starts the pool
+    session(&s, ALICE, "one").await;
+    let (status, out) = s
+        .send(
+            Method::POST,
+            Some(ALICE),
+            "/v1/sessions/one/exec",
+            Some(json!({"command": "echo one > f.txt; cat f.txt"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &out["stdout"]),
+        (StatusCode::OK, &json!("one\n")),
+        "{out}"
+    );
+    assert_eq!(settle(3).await, 3, "alice's container and 2 warm ones");
+    // a warm container is handed out once it runs and its agent answers
+    for _ in 0..100 {
+        let running = std::process::Command::new("docker")
+            .args(["ps", "-q", "--filter", "status=running", "--filter"])
+            .arg(format!("label=sandbay.owner={owner}"))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+            .unwrap_or(0);
+        if running == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let warm: std::collections::BTreeSet<String> = containers_of(&owner).into_iter().collect();
+    // bob's new session runs on a container that was already there
+    session(&s, BOB, "two").await;
+    let (status, out) = s
+        .send(
+            Method::POST,
+            Some(BOB),
+            "/v1/sessions/two/exec",
+            Some(json!({"command": "cat /proc/self/cgroup"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    // the container bob's command ran in (its id is in its cgroup paths)
+    // is one that was waiting before his session began
+    let cgroups = out["stdout"].as_str().unwrap_or_default();
+    assert!(
+        warm.iter()
+            .any(|id| cgroups.contains(&format!("/docker/{id}"))),
+        "bob ran in none of {warm:?}: {cgroups}"
+    );
+    assert_eq!(
+        settle(4).await,
+        4,
+        "two sessions' containers and 2 warm ones"
+    );
+    s.stop().await;
+    assert_eq!(settle(0).await, 0, "a stopped server leaves no container");
 }

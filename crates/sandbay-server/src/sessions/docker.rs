@@ -144,7 +144,9 @@ impl DockerWorkspaces {
         }
         let pool = Pool::new(
             WarmDockerFactory::new(client, config, slots),
-            PoolConfig::default().with_max_size(self.settings.containers),
+            PoolConfig::default()
+                .with_max_size(self.settings.containers)
+                .with_min_idle(self.settings.warm.min(self.settings.containers)),
         )
         .map_err(Error::from)?;
         // a full pool ends the least recently used session's container:
